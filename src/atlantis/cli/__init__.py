@@ -1,0 +1,1 @@
+"""The ``atlantis`` command line."""

@@ -1,0 +1,264 @@
+"""``atlantis``: analyse a retrieval dataset, fill its gaps, train, and measure.
+
+Each command is one pipeline stage working on a run folder; stages that are already up to
+date are skipped, and a killed stage resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from atlantis.cli.common import (
+    console,
+    friendly_errors,
+    is_tty,
+    parse_ks,
+    run_config,
+    save_run_config,
+)
+from atlantis.store.run import Run
+
+app = typer.Typer(
+    help="ATLANTIS: targeted, language-guided augmentation for image retrieval.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+RunArg = Annotated[Path, typer.Argument(help="Run folder.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key: --set embed.batch_size=64")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Run the stage even if up to date.")]
+
+
+@app.command()
+@friendly_errors
+def ingest(
+    format: Annotated[str, typer.Option("--format", "-f", help="imagefolder, manifest, cub, cars196, sop")],
+    root: Annotated[Path, typer.Option("--root", help="Dataset folder (its native layout).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create or update.")],
+    split: Annotated[str, typer.Option("--split", help="zsl (unseen test classes) or fsl")] = "zsl",
+    val_fraction: Annotated[float | None, typer.Option(help="Validation share of train.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip bad items, listing them.")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Read a dataset, split it (train / val / test) and write validated records."""
+    from atlantis.data.ingest import ingest as run_ingest
+
+    run = Run(out)
+    overrides = [f"data.format={format}", f"data.root={root.expanduser().resolve()}",
+                 f"data.split={split}"]  # fmt: skip
+    if val_fraction is not None:
+        overrides.append(f"data.val_fraction={val_fraction}")
+    if seed is not None:
+        overrides.append(f"data.seed={seed}")
+    if skip_bad:
+        overrides.append("data.skip_bad=true")
+    cfg = run_config(run, config, [*(set_ or []), *overrides])
+    save_run_config(run, cfg)
+    m = run_ingest(run, cfg.data, force=force)
+    _print_splits(m.counts)
+    if m.counts.get("skipped"):
+        console.print(f"[yellow]{m.counts['skipped']} item(s) skipped[/]; see {run.manifest_path('ingest')}")
+
+
+def _print_splits(counts: dict[str, int]) -> None:
+    table = Table(title="splits")
+    table.add_column("split")
+    table.add_column("images", justify="right")
+    table.add_column("classes", justify="right")
+    for s in ("train", "val", "test"):
+        table.add_row(s, str(counts.get(f"{s}_images", 0)), str(counts.get(f"{s}_classes", 0)))
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def info(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Images and classes per split of an ingested run."""
+    from atlantis.data.ingest import load_ingested
+    from atlantis.data.splits import split_summary
+
+    records, desc = load_ingested(Run(run_dir))
+    summary = {"splits": split_summary(records), "format": desc["format"], "root": desc["root"],
+               "classes": len(desc["classes"])}  # fmt: skip
+    if as_json:
+        print(json.dumps(summary))
+        return
+    _print_splits({f"{s}_{k}": v for s, d in summary["splits"].items() for k, v in d.items()})
+
+
+@app.command()
+@friendly_errors
+def status(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Each stage of a run: state, counts, time."""
+    run = Run(run_dir)
+    stages = run.stages()
+    if as_json:
+        print(json.dumps([m.model_dump(mode="json") for m in stages], indent=2))
+        return
+    if not stages:
+        console.print(f"{run_dir}: no stage has run yet")
+        return
+    table = Table(title=str(run_dir))
+    for col in ("stage", "status", "counts", "time", "finished"):
+        table.add_column(col)
+    colour = {"done": "green", "running": "yellow", "failed": "red"}
+    for m in stages:
+        counts = ", ".join(f"{k}={v}" for k, v in list(m.counts.items())[:6])
+        state = f"[{colour[m.status]}]{m.status}[/]"
+        if m.status == "running":
+            state += " (killed or in progress: re-run to resume)"
+        table.add_row(m.stage, state, counts, f"{m.timings.get('total_s', 0):.1f}s",
+                      m.finished_at or "")  # fmt: skip
+    console.print(table)
+
+
+EmbedderOpt = Annotated[str | None, typer.Option("--embedder", "-e", help="See `atlantis embedders`.")]
+
+
+@app.command()
+@friendly_errors
+def embed(
+    run_dir: RunArg,
+    embedder: EmbedderOpt = None,
+    image_size: Annotated[int | None, typer.Option(help="Input size for the backbone.")] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, auto")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Embed every ingested image (cached per image; resumable)."""
+    from atlantis.embed.stage import embed as run_embed
+
+    run = Run(run_dir)
+    cfg = run_config(run, config, [*(set_ or []), *_embed_overrides(embedder, image_size, batch_size, device)])
+    save_run_config(run, cfg)
+    m = run_embed(run, cfg.embed, force=force, progress=is_tty())
+    console.print(f"{m.stage}: {m.counts.get('images', 0)} images, dim {m.counts.get('dim')}, "
+                  f"{m.counts.get('computed', 0)} computed ({m.status})")  # fmt: skip
+
+
+def _embed_overrides(embedder: str | None, image_size: int | None, batch_size: int | None,
+                     device: str | None) -> list[str]:  # fmt: skip
+    pairs = {"embedder": embedder, "image_size": image_size, "batch_size": batch_size, "device": device}
+    return [f"embed.{k}={v}" for k, v in pairs.items() if v is not None]
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    run_dir: RunArg,
+    embedder: EmbedderOpt = None,
+    split: Annotated[str | None, typer.Option(help="train, val or test (default test)")] = None,
+    k: Annotated[str | None, typer.Option("--k", help="e.g. 1,2,4,8")] = None,
+    distance: Annotated[str | None, typer.Option(help="cosine, euclidean, poincare")] = None,
+    image_size: Annotated[int | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Recall@K of the embedder on the test split, no training: the zero-training baseline."""
+    from atlantis.evaluation.stage import evaluate as run_evaluate
+
+    run = Run(run_dir)
+    overrides = _embed_overrides(embedder, image_size, None, None)
+    ks = parse_ks(k)
+    if ks:
+        overrides.append(f"eval.ks=[{','.join(map(str, ks))}]")
+    overrides += [f"eval.{n}={v}" for n, v in (("split", split), ("distance", distance)) if v]
+    cfg = run_config(run, config, [*(set_ or []), *overrides])
+    save_run_config(run, cfg)
+    result = run_evaluate(run, cfg.embed, cfg.eval, force=force, progress=is_tty())
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print_recall_table({cfg.embed.embedder: result}, title=f"{cfg.eval.split} split")
+
+
+def print_recall_table(rows: dict[str, dict], title: str) -> None:
+    first = next(iter(rows.values()))
+    keys = [key for key in first if key.startswith("R@")] + ["MAP@R"]
+    table = Table(title=title)
+    table.add_column("model")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, res in rows.items():
+        table.add_row(name, *(f"{100 * res[key]:.1f}" for key in keys))
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def recall(
+    embeddings: Annotated[Path, typer.Option(help=".npy file, float [N, D]")],
+    labels: Annotated[Path, typer.Option(help=".npy file, [N] labels")],
+    k: Annotated[str, typer.Option("--k", help="comma-separated K values")] = "1,2,4,8",
+    distance: Annotated[str, typer.Option(help="cosine, euclidean, poincare")] = "cosine",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recall@K of any embeddings (leave-one-out), as fractions in [0, 1]."""
+    from atlantis.evaluation.io import load_npy
+    from atlantis.evaluation.recall import recall_at_k
+
+    x = load_npy(embeddings, "embeddings")
+    y = load_npy(labels, "labels")
+    result = recall_at_k(x, y, ks=parse_ks(k), distance=distance)
+    out = {f"R@{kk}": float(v) for kk, v in result.items()}
+    if as_json:
+        print(json.dumps(out))
+    else:
+        print_recall_table({embeddings.name: {**out, "MAP@R": float("nan")}}, title="Recall@K")
+
+
+@app.command()
+def embedders() -> None:
+    """List the embedder backends."""
+    from atlantis.embed.registry import list_embedders
+
+    for name, help_ in list_embedders().items():
+        console.print(f"[bold]{name}[/]  {help_}")
+
+
+data_app = typer.Typer(help="Datasets that install from package registries.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch-emoji")
+@friendly_errors
+def fetch_emoji_cmd(
+    root: Annotated[Path | None, typer.Option(help="Where to put it (default: the data home).")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Fetch the offline demo dataset (emoji by vendor, from the npm registry)."""
+    from atlantis.data.emoji import fetch_emoji
+
+    console.print(f"emoji dataset at {fetch_emoji(root, force=force)}")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/demo"),
+    root: Annotated[Path | None, typer.Option(help="Emoji dataset folder (fetched if missing).")] = None,
+    image_size: Annotated[int, typer.Option(help="Backbone input size (speed vs accuracy).")] = 128,
+) -> None:
+    """The offline demo, end to end on real images: fetch, ingest, embed, evaluate."""
+    from atlantis.demo import run_demo
+
+    run_demo(out, root=root, image_size=image_size, progress=is_tty())
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,85 @@
+"""The ingest stage: read a dataset's native layout, assign splits, write validated records.
+
+Outputs (``RUN/ingest/``): ``records.jsonl`` (one ``ImageRecord`` per image, split set) and
+``dataset.json`` (format, absolute root, class list in dataset order, skipped items).
+Nothing is written until everything has been read and validated, so a failing re-run
+leaves the previous ingest intact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from atlantis.config import DataConfig
+from atlantis.data.dataset import Dataset
+from atlantis.data.readers import read_dataset
+from atlantis.data.records import ImageRecord, read_records, write_records
+from atlantis.data.splits import assign_splits, split_summary
+from atlantis.errors import ConfigError, StageError
+from atlantis.store.atomic import atomic_write_text
+from atlantis.store.run import Run, StageManifest
+
+STAGE = "ingest"
+
+
+def ingest(run: Run, cfg: DataConfig, *, force: bool = False) -> StageManifest:
+    """Run (or skip, when up to date) the ingest stage of ``run``."""
+    if not cfg.root:
+        raise ConfigError("data.root is not set: pass --root DIR (the dataset folder)")
+    root = Path(cfg.root).expanduser().resolve()
+    # The dataset's files are inputs too: a changed listing or annotation file re-ingests.
+    inputs = {"dataset": _dataset_fingerprint(root)}
+    with run.stage(STAGE, cfg, inputs, force=force) as ctx:
+        if ctx.up_to_date:
+            return ctx.previous  # type: ignore[return-value]
+        with ctx.timer("read_s"):
+            dataset = read_dataset(cfg.format, root, skip_bad=cfg.skip_bad,
+                                   verify_images=cfg.verify_images)  # fmt: skip
+        with ctx.timer("split_s"):
+            records = assign_splits(dataset, cfg.split, val_fraction=cfg.val_fraction, seed=cfg.seed)
+        ctx.add_output(ctx.dir / "records.jsonl")
+        write_records(ctx.dir / "records.jsonl", records)
+        ctx.add_output(ctx.dir / "dataset.json")
+        atomic_write_text(ctx.dir / "dataset.json", json.dumps(_describe(dataset), indent=2) + "\n")
+        summary = split_summary(records)
+        ctx.counts.update(images=len(records), classes=len(dataset.classes),
+                          skipped=len(dataset.skipped))  # fmt: skip
+        for split, s in summary.items():
+            ctx.counts[f"{split}_images"] = s["images"]
+            ctx.counts[f"{split}_classes"] = s["classes"]
+        ctx.info["skipped"] = [s.to_dict() for s in dataset.skipped]
+    return run.require(STAGE)
+
+
+def _describe(dataset: Dataset) -> dict:
+    return {
+        "format": dataset.format,
+        "root": str(dataset.root),
+        "classes": dataset.classes,
+        "official_split": dataset.official_split,
+        "skipped": [s.to_dict() for s in dataset.skipped],
+    }
+
+
+def _dataset_fingerprint(root: Path) -> str:
+    """Cheap change detector: names, sizes and mtimes of the root's top-level entries."""
+    import hashlib
+
+    if not root.exists():
+        return "missing"
+    h = hashlib.sha256()
+    for p in sorted(root.iterdir()):
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_ingested(run: Run) -> tuple[list[ImageRecord], dict]:
+    """Records and dataset description of an ingested run (``StageError`` if not ingested)."""
+    run.require(STAGE)
+    desc_path = run.stage_dir(STAGE) / "dataset.json"
+    if not desc_path.exists():
+        raise StageError(f"{desc_path} is missing; re-run: atlantis ingest ... --out {run.root}")
+    desc = json.loads(desc_path.read_text(encoding="utf-8"))
+    return read_records(run.stage_dir(STAGE) / "records.jsonl"), desc

@@ -1,0 +1,216 @@
+"""A run folder: resolved config, one sub-folder per stage, each with a ``manifest.json``.
+
+The manifest is what makes stages composable and restartable. It records the stage's
+config hash and the output hashes of the stages it read; when both are unchanged and its
+own outputs are still on disk, the stage is *up to date* and is skipped. A stage that was
+killed has a ``running`` manifest (or none) and simply runs again: long stages keep their
+finished work in resumable caches inside the stage folder, so a re-run only does what is
+missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from atlantis.errors import StageError
+from atlantis.store.atomic import atomic_write_text, file_sha256
+
+MANIFEST_SCHEMA_VERSION = 1
+
+#: Stages in pipeline order, with the command that produces each (for "run X first" errors).
+STAGE_COMMANDS: dict[str, str] = {
+    "ingest": "atlantis ingest --format FORMAT --root DIR --split zsl --out RUN",
+    "embed": "atlantis embed RUN",
+    "evaluate": "atlantis evaluate RUN",
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def config_hash(config: BaseModel | Mapping[str, Any] | None, exclude: set[str] | None = None) -> str:
+    """Stable hash of a config: canonical JSON, minus keys that do not change results."""
+    data: Any = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
+    for key in exclude or ():
+        data.pop(key, None)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class StageManifest(BaseModel):
+    """What a stage did: enough to decide whether it must run again, and to audit it."""
+
+    stage: str
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+    status: Literal["running", "done", "failed"]
+    config_hash: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    input_hashes: dict[str, str] = Field(default_factory=dict)
+    outputs: dict[str, str] = Field(default_factory=dict)  # path relative to stage dir -> sha256
+    output_hash: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    info: dict[str, Any] = Field(default_factory=dict)
+    started_at: str
+    finished_at: str | None = None
+    error: str | None = None
+
+
+class StageContext:
+    """Handed to a stage's body: where to write, and what to record in the manifest."""
+
+    def __init__(self, run: Run, name: str, cfg_hash: str, cfg: dict[str, Any],
+                 inputs: dict[str, str], previous: StageManifest | None, up_to_date: bool) -> None:
+        self.run = run
+        self.name = name
+        self.dir = run.stage_dir(name)
+        self.config_hash = cfg_hash
+        self.config = cfg
+        self.input_hashes = inputs
+        self.previous = previous
+        self.up_to_date = up_to_date
+        self.counts: dict[str, int] = {}
+        self.timings: dict[str, float] = {}
+        self.info: dict[str, Any] = {}
+        self.outputs: list[Path] = []
+        self._t0 = time.perf_counter()
+        self._started = _now()
+
+    @contextmanager
+    def timer(self, key: str) -> Iterator[None]:
+        """Accumulate wall time under ``timings[key]`` (the cost model reads these)."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - t
+
+    def add_output(self, path: Path) -> Path:
+        self.outputs.append(Path(path))
+        return Path(path)
+
+    def _manifest(self, status: str, error: str | None = None) -> StageManifest:
+        outputs = {
+            str(p.relative_to(self.dir) if p.is_relative_to(self.dir) else p): file_sha256(p)
+            for p in self.outputs
+        }
+        out_hash = hashlib.sha256(json.dumps(outputs, sort_keys=True).encode()).hexdigest()[:16]
+        timings = dict(self.timings)
+        timings["total_s"] = time.perf_counter() - self._t0
+        return StageManifest(
+            stage=self.name, status=status, config_hash=self.config_hash, config=self.config,
+            input_hashes=self.input_hashes, outputs=outputs,
+            output_hash=out_hash if status == "done" else None, counts=self.counts,
+            timings=timings, info=self.info, started_at=self._started, finished_at=_now(),
+            error=error,
+        )  # fmt: skip
+
+
+class Run:
+    """A run folder. Stages read and write only through it."""
+
+    CONFIG_FILE = "config.yaml"
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    # -- layout -----------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / self.CONFIG_FILE
+
+    def stage_dir(self, name: str) -> Path:
+        return self.root / name
+
+    def manifest_path(self, name: str) -> Path:
+        return self.stage_dir(name) / "manifest.json"
+
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    # -- manifests --------------------------------------------------------------------------
+    def read_manifest(self, name: str) -> StageManifest | None:
+        path = self.manifest_path(name)
+        if not path.exists():
+            return None
+        try:
+            return StageManifest.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as e:
+            raise StageError(
+                f"{path}: unreadable stage manifest ({e.error_count()} problems); delete the "
+                f"folder {path.parent} to run the '{name}' stage again"
+            ) from None
+
+    def stages(self) -> list[StageManifest]:
+        """Manifests of every stage present, pipeline order first, then by name."""
+        if not self.root.exists():
+            return []
+        order = list(STAGE_COMMANDS)
+        names = sorted(
+            (p.parent.relative_to(self.root).as_posix() for p in self.root.rglob("manifest.json")),
+            key=lambda n: (order.index(n.split("/")[0]) if n.split("/")[0] in order else len(order), n),
+        )
+        return [m for n in names if (m := self.read_manifest(n)) is not None]
+
+    def require(self, name: str) -> StageManifest:
+        """The manifest of a finished stage, or a ``StageError`` saying which command makes it."""
+        m = self.read_manifest(name)
+        if m is None or m.status != "done":
+            state = "has not run" if m is None else f"is '{m.status}'"
+            cmd = STAGE_COMMANDS.get(name.split("/")[0], f"atlantis {name.split('/')[0]} RUN")
+            raise StageError(
+                f"run {self.root}: stage '{name}' {state}; its outputs are needed here. "
+                f"Make them with: {cmd}"
+            )
+        return m
+
+    def output_hash(self, name: str) -> str:
+        m = self.require(name)
+        assert m.output_hash is not None
+        return m.output_hash
+
+    # -- running a stage ---------------------------------------------------------------------
+    def _outputs_intact(self, m: StageManifest, name: str) -> bool:
+        return all((self.stage_dir(name) / rel).exists() for rel in m.outputs)
+
+    @contextmanager
+    def stage(self, name: str, config: BaseModel | Mapping[str, Any] | None = None,
+              inputs: Mapping[str, str] | None = None, *, exclude: set[str] | None = None,
+              force: bool = False) -> Iterator[StageContext]:
+        """Run a stage body: skip-detection, a ``running`` manifest, then ``done`` or ``failed``.
+
+        The body checks ``ctx.up_to_date`` and returns early when it is True. ``exclude``
+        names config keys (device, batch size...) that do not change the results.
+        """
+        cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
+        h = config_hash(cfg, exclude)
+        inputs = dict(inputs or {})
+        prev = self.read_manifest(name)
+        fresh = (not force and prev is not None and prev.status == "done"
+                 and prev.config_hash == h and prev.input_hashes == inputs
+                 and self._outputs_intact(prev, name))  # fmt: skip
+        ctx = StageContext(self, name, h, cfg, inputs, prev, fresh)
+        if fresh:
+            yield ctx
+            return
+        ctx.dir.mkdir(parents=True, exist_ok=True)
+        self._write_manifest(ctx._manifest("running"))
+        try:
+            yield ctx
+        except BaseException as e:
+            self._write_manifest(ctx._manifest("failed", error=f"{type(e).__name__}: {e}"))
+            raise
+        self._write_manifest(ctx._manifest("done"))
+
+    def _write_manifest(self, m: StageManifest) -> None:
+        atomic_write_text(self.manifest_path(m.stage), m.model_dump_json(indent=2) + "\n")
