@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from atlantis.config import AtlantisConfig, load_config, save_config
 from atlantis.errors import AtlantisError
@@ -31,7 +32,8 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (AtlantisError, UnknownNameError) as e:
-            err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            # soft_wrap: long paths in messages must stay on one line (greppable, copyable).
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
