@@ -52,11 +52,9 @@ def assign_splits(
         split_of = _fsl(dataset, val_fraction, seed)
     else:
         raise ValueError(f"unknown split scheme {scheme!r}; valid: 'zsl', 'fsl'")
-    # Fresh, re-validated records: nothing (meta, captions) is shared with the input ones.
-    return [
-        ImageRecord.model_validate({**r.model_dump(), "split": split_of[r.id]})
-        for r in dataset.records
-    ]
+    # Deep copies: nothing (meta, captions) is shared with the input records. The split
+    # values are the Literal's own names, so no re-validation is needed.
+    return [r.model_copy(update={"split": split_of[r.id]}, deep=True) for r in dataset.records]
 
 
 def split_summary(records: list[ImageRecord]) -> dict[str, dict[str, int]]:
