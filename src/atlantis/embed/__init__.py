@@ -1,0 +1,1 @@
+"""Image embedders: one interface, backends chosen by name, a content-hash cache."""
