@@ -46,6 +46,8 @@ def run_demo(out: Path, *, root: Path | None = None, image_size: int = 128,
     _print_splits(m.counts)
     results = {}
     for split in ("val", "test"):
+        if m.counts.get(f"{split}_classes", 0) < 2:
+            continue  # too few classes for retrieval (a tiny --root); nothing to measure
         eval_cfg = cfg.eval.model_copy(update={"split": split})
         results[split] = evaluate(run, cfg.embed, eval_cfg, progress=progress)
     print_recall_table(
