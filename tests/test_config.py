@@ -19,9 +19,9 @@ def test_unknown_key_lists_valid_keys(tmp_path):
 
 
 def test_bad_value_names_key():
-    with pytest.raises(ConfigError, match="data.val_fraction"):
+    with pytest.raises(ConfigError, match=r"data\.val_fraction"):
         load_config(None, ["data.val_fraction=0.9"])
-    with pytest.raises(ConfigError, match="eval.ks"):
+    with pytest.raises(ConfigError, match=r"eval\.ks"):
         load_config(None, ["eval.ks=[0]"])
 
 

@@ -121,8 +121,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_config(path: Path | str | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> AtlantisConfig:
+def load_config(
+    path: Path | str | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> AtlantisConfig:
     """Defaults <- ``base`` (e.g. a run's saved config) <- YAML file <- ``--set`` overrides."""
     data: dict[str, Any] = dict(base or {})
     source = "config"
@@ -148,7 +151,9 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
 def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 

@@ -32,8 +32,19 @@ def image_tree(tmp_path):
 
 def test_ingest_info_status(image_tree, tmp_path):
     run = tmp_path / "run"
-    res = invoke("ingest", "--format", "imagefolder", "--root", image_tree, "--split", "zsl",
-                 "--out", run, "--val-fraction", "0.0")
+    res = invoke(
+        "ingest",
+        "--format",
+        "imagefolder",
+        "--root",
+        image_tree,
+        "--split",
+        "zsl",
+        "--out",
+        run,
+        "--val-fraction",
+        "0.0",
+    )
     assert res.exit_code == 0, res.output
     info = json.loads(invoke("info", run, "--json").stdout)
     assert info["splits"]["train"] == {"images": 12, "classes": 3}
@@ -46,8 +57,12 @@ def test_ingest_info_status(image_tree, tmp_path):
 
 def test_evaluate_zero_training_baseline_then_skips(image_tree, tmp_path):
     run = tmp_path / "run"
-    invoke("ingest", "--format", "imagefolder", "--root", image_tree, "--split", "fsl", "--out", run)
-    res = invoke("evaluate", run, "--embedder", "efficientnet-lite0", "--image-size", "32", "--json")
+    invoke(
+        "ingest", "--format", "imagefolder", "--root", image_tree, "--split", "fsl", "--out", run
+    )
+    res = invoke(
+        "evaluate", run, "--embedder", "efficientnet-lite0", "--image-size", "32", "--json"
+    )
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout)
     assert set(metrics) >= {"R@1", "R@2", "R@4", "R@8", "MAP@R"}
@@ -71,7 +86,9 @@ def test_failing_reingest_keeps_previous_records(image_tree, tmp_path):
     assert res.exit_code == 2
     assert "broken.png" in res.output
     assert (run / "ingest" / "records.jsonl").read_text() == records
-    res = invoke("ingest", "--format", "imagefolder", "--root", image_tree, "--out", run, "--skip-bad")
+    res = invoke(
+        "ingest", "--format", "imagefolder", "--root", image_tree, "--out", run, "--skip-bad"
+    )
     assert res.exit_code == 0, res.output
     assert "1 item(s) skipped" in res.output
 
@@ -84,8 +101,17 @@ def test_stage_before_its_inputs_says_which_command(tmp_path):
 
 def test_unknown_config_key_and_embedder(image_tree, tmp_path):
     run = tmp_path / "run"
-    res = invoke("ingest", "--format", "imagefolder", "--root", image_tree, "--out", run,
-                 "--set", "data.sedd=1")
+    res = invoke(
+        "ingest",
+        "--format",
+        "imagefolder",
+        "--root",
+        image_tree,
+        "--out",
+        run,
+        "--set",
+        "data.sedd=1",
+    )
     assert res.exit_code == 2 and "data.seed" in res.output
     res = invoke("ingest", "--format", "nope", "--root", image_tree, "--out", run)
     assert res.exit_code == 2 and "imagefolder" in res.output
@@ -99,8 +125,16 @@ def test_recall_command(tmp_path):
     y = np.array([0, 0, 1, 1, 1])
     np.save(tmp_path / "e.npy", x)
     np.save(tmp_path / "l.npy", y)
-    res = invoke("recall", "--embeddings", tmp_path / "e.npy", "--labels", tmp_path / "l.npy",
-                 "--k", "1,2", "--json")
+    res = invoke(
+        "recall",
+        "--embeddings",
+        tmp_path / "e.npy",
+        "--labels",
+        tmp_path / "l.npy",
+        "--k",
+        "1,2",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     # Hits at K=1: queries 2 and 3. Queries 0 and 1 find 4 (label 1) first, then each other:

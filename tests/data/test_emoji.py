@@ -4,8 +4,17 @@ from atlantis.data.emoji import MIN_PER_CLASS, select_emoji, write_manifest
 
 
 def _entry(name, sub, cat="Animals & Nature", order=0, **kw):
-    return {"name": name.upper(), "short_name": name, "image": f"{name}.png", "subcategory": sub,
-            "category": cat, "sort_order": order, "has_img_google": True, "has_img_twitter": True, **kw}
+    return {
+        "name": name.upper(),
+        "short_name": name,
+        "image": f"{name}.png",
+        "subcategory": sub,
+        "category": cat,
+        "sort_order": order,
+        "has_img_google": True,
+        "has_img_twitter": True,
+        **kw,
+    }
 
 
 def test_select_emoji_keeps_object_classes_with_enough_members():
@@ -28,6 +37,11 @@ def test_write_manifest_one_row_per_vendor_image(tmp_path):
     n = write_manifest(entries, tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
     assert n == len(rows) == 2 * MIN_PER_CLASS - 1
-    assert rows[0] == {"id": "google/m0", "path": "images/google/m0.png", "label": "animal-mammal",
-                       "caption": "m0 emoji", "domain": "google"}
+    assert rows[0] == {
+        "id": "google/m0",
+        "path": "images/google/m0.png",
+        "label": "animal-mammal",
+        "caption": "m0 emoji",
+        "domain": "google",
+    }
     assert {r["domain"] for r in rows} == {"google", "twitter"}

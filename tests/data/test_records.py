@@ -18,7 +18,11 @@ def _rec(i: int, **kw) -> ImageRecord:
 def test_round_trip_with_provenance(tmp_path):
     recs = [
         _rec(0, split="train", captions=["a bird"], domains=["flying"]),
-        _rec(1, source="synthetic", provenance=Provenance(model="sdxl", prompt="p", seed=3, parent_ids=["r0"])),
+        _rec(
+            1,
+            source="synthetic",
+            provenance=Provenance(model="sdxl", prompt="p", seed=3, parent_ids=["r0"]),
+        ),
     ]
     assert write_records(tmp_path / "r.jsonl", recs) == 2
     assert read_records(tmp_path / "r.jsonl") == recs

@@ -54,7 +54,7 @@ def test_failure_is_recorded_and_require_says_which_command(tmp_path):
     assert m.status == "failed" and "boom" in m.error
     with pytest.raises(StageError, match="atlantis ingest"):
         run.require("ingest")
-    with pytest.raises(StageError, match="has not run.*atlantis embed"):
+    with pytest.raises(StageError, match=r"has not run.*atlantis embed"):
         run.require("embed/efficientnet-lite0")
 
 
@@ -76,7 +76,9 @@ def test_nested_stage_names_listed_in_pipeline_order(tmp_path):
 
 
 def test_config_hash_excludes_runtime_keys():
-    assert config_hash({"a": 1, "device": "cpu"}, {"device"}) == config_hash({"a": 1, "device": "cuda"}, {"device"})
+    assert config_hash({"a": 1, "device": "cpu"}, {"device"}) == config_hash(
+        {"a": 1, "device": "cuda"}, {"device"}
+    )
     assert config_hash({"a": 1}) != config_hash({"a": 2})
 
 
@@ -84,5 +86,5 @@ def test_corrupt_manifest_is_a_clear_error(tmp_path):
     run = Run(tmp_path)
     run.stage_dir("ingest").mkdir()
     run.manifest_path("ingest").write_text("{not json")
-    with pytest.raises(StageError, match="manifest.json.*delete the folder"):
+    with pytest.raises(StageError, match=r"manifest\.json.*delete the folder"):
         run.read_manifest("ingest")

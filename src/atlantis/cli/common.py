@@ -33,7 +33,9 @@ def friendly_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (AtlantisError, UnknownNameError) as e:
             # soft_wrap: long paths in messages must stay on one line (greppable, copyable).
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -58,7 +60,9 @@ def parse_ks(text: str | None) -> list[int] | None:
     try:
         ks = [int(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError:
-        raise typer.BadParameter(f"{text!r}: expected comma-separated integers, e.g. 1,2,4,8") from None
+        raise typer.BadParameter(
+            f"{text!r}: expected comma-separated integers, e.g. 1,2,4,8"
+        ) from None
     if not ks or any(k < 1 for k in ks):
         raise typer.BadParameter(f"{text!r}: K values must be positive integers")
     return ks

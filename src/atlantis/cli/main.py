@@ -40,13 +40,17 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Run the stage even if u
 @app.command()
 @friendly_errors
 def ingest(
-    format: Annotated[str, typer.Option("--format", "-f", help="imagefolder, manifest, cub, cars196, sop")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="imagefolder, manifest, cub, cars196, sop")
+    ],
     root: Annotated[Path, typer.Option("--root", help="Dataset folder (its native layout).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create or update.")],
     split: Annotated[str, typer.Option("--split", help="zsl (unseen test classes) or fsl")] = "zsl",
     val_fraction: Annotated[float | None, typer.Option(help="Validation share of train.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split.")] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip bad items, listing them.")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Skip bad items, listing them.")
+    ] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -68,7 +72,9 @@ def ingest(
     m = run_ingest(run, cfg.data, force=force)
     _print_splits(m.counts)
     if m.counts.get("skipped"):
-        console.print(f"[yellow]{m.counts['skipped']} item(s) skipped[/]; see {run.manifest_path('ingest')}")
+        console.print(
+            f"[yellow]{m.counts['skipped']} item(s) skipped[/]; see {run.manifest_path('ingest')}"
+        )
 
 
 def _print_splits(counts: dict[str, int]) -> None:
@@ -123,7 +129,9 @@ def status(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = F
     console.print(table)
 
 
-EmbedderOpt = Annotated[str | None, typer.Option("--embedder", "-e", help="See `atlantis embedders`.")]
+EmbedderOpt = Annotated[
+    str | None, typer.Option("--embedder", "-e", help="See `atlantis embedders`.")
+]
 
 
 @app.command()
@@ -142,7 +150,9 @@ def embed(
     from atlantis.embed.stage import embed as run_embed
 
     run = Run(run_dir)
-    cfg = run_config(run, config, [*(set_ or []), *_embed_overrides(embedder, image_size, batch_size, device)])
+    cfg = run_config(
+        run, config, [*(set_ or []), *_embed_overrides(embedder, image_size, batch_size, device)]
+    )
     save_run_config(run, cfg)
     m = run_embed(run, cfg.embed, force=force, progress=is_tty())
     console.print(f"{m.stage}: {m.counts.get('images', 0)} images, dim {m.counts.get('dim')}, "
@@ -151,7 +161,12 @@ def embed(
 
 def _embed_overrides(embedder: str | None, image_size: int | None, batch_size: int | None,
                      device: str | None) -> list[str]:  # fmt: skip
-    pairs = {"embedder": embedder, "image_size": image_size, "batch_size": batch_size, "device": device}
+    pairs = {
+        "embedder": embedder,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "device": device,
+    }
     return [f"embed.{k}={v}" for k, v in pairs.items() if v is not None]
 
 
@@ -238,7 +253,9 @@ app.add_typer(data_app, name="data")
 @data_app.command("fetch-emoji")
 @friendly_errors
 def fetch_emoji_cmd(
-    root: Annotated[Path | None, typer.Option(help="Where to put it (default: the data home).")] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Where to put it (default: the data home).")
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Fetch the offline demo dataset (emoji by vendor, from the npm registry)."""
@@ -251,7 +268,9 @@ def fetch_emoji_cmd(
 @friendly_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/demo"),
-    root: Annotated[Path | None, typer.Option(help="Emoji dataset folder (fetched if missing).")] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Emoji dataset folder (fetched if missing).")
+    ] = None,
     image_size: Annotated[int, typer.Option(help="Backbone input size (speed vs accuracy).")] = 128,
 ) -> None:
     """The offline demo, end to end on real images: fetch, ingest, embed, evaluate."""

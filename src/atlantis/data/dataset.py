@@ -82,7 +82,9 @@ class DatasetReader(Protocol):
     ``verify_images`` opens every image to catch unreadable or non-image files.
     """
 
-    def __call__(self, root: Path, *, skip_bad: bool = False, verify_images: bool = True) -> Dataset: ...
+    def __call__(
+        self, root: Path, *, skip_bad: bool = False, verify_images: bool = True
+    ) -> Dataset: ...
 
 
 READERS: Registry[Dataset] = Registry("dataset format")

@@ -75,7 +75,9 @@ def fetch_emoji(root: Path | None = None, *, force: bool = False) -> Path:
             emoji_json = _extract(tgz, vendor, build / "images" / vendor) or emoji_json
             tgz.unlink()
         if emoji_json is None:
-            raise AtlantisError("the emoji packages held no emoji.json; the registry copy is damaged")
+            raise AtlantisError(
+                "the emoji packages held no emoji.json; the registry copy is damaged"
+            )
         n = write_manifest(json.loads(emoji_json), build)
         atomic_write_text(build / "ATTRIBUTION.txt", _attribution())
         atomic_write_text(build / DONE_MARKER, f"{n} images\n")
@@ -91,7 +93,9 @@ def _npm_pack(npm: str, spec: str, dest: Path) -> Path:
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
-        raise AtlantisError(f"npm pack {spec} failed (exit {proc.returncode}): {proc.stderr[-800:]}")
+        raise AtlantisError(
+            f"npm pack {spec} failed (exit {proc.returncode}): {proc.stderr[-800:]}"
+        )
     files = sorted(dest.glob("*.tgz"))
     if not files:
         raise AtlantisError(f"npm pack {spec} produced no archive")
@@ -108,7 +112,9 @@ def _extract(tgz: Path, vendor: str, out: Path) -> str | None:
             if member.name == "package/emoji.json":
                 fh = tar.extractfile(member)
                 emoji_json = fh.read().decode("utf-8") if fh else None
-            elif member.isfile() and member.name.startswith(prefix) and member.name.endswith(".png"):
+            elif (
+                member.isfile() and member.name.startswith(prefix) and member.name.endswith(".png")
+            ):
                 name = Path(member.name).name  # basename only: nothing can escape ``out``
                 fh = tar.extractfile(member)
                 if fh is not None:

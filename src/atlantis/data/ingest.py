@@ -37,7 +37,9 @@ def ingest(run: Run, cfg: DataConfig, *, force: bool = False) -> StageManifest:
             dataset = read_dataset(cfg.format, root, skip_bad=cfg.skip_bad,
                                    verify_images=cfg.verify_images)  # fmt: skip
         with ctx.timer("split_s"):
-            records = assign_splits(dataset, cfg.split, val_fraction=cfg.val_fraction, seed=cfg.seed)
+            records = assign_splits(
+                dataset, cfg.split, val_fraction=cfg.val_fraction, seed=cfg.seed
+            )
         ctx.add_output(ctx.dir / "records.jsonl")
         write_records(ctx.dir / "records.jsonl", records)
         ctx.add_output(ctx.dir / "dataset.json")

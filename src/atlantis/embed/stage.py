@@ -43,7 +43,9 @@ def build_embedder(cfg: EmbedConfig):  # -> Embedder (import kept lazy for fast 
                            num_workers=cfg.num_workers, **options)  # fmt: skip
 
 
-def embed(run: Run, cfg: EmbedConfig, *, force: bool = False, progress: bool = True) -> StageManifest:
+def embed(
+    run: Run, cfg: EmbedConfig, *, force: bool = False, progress: bool = True
+) -> StageManifest:
     """Run (or skip, when up to date) the embed stage for ``cfg.embedder``."""
     name = stage_name(cfg.embedder)
     inputs = {"ingest": run.output_hash("ingest")}
@@ -77,5 +79,7 @@ def load_embeddings(run: Run, spec: str) -> tuple[np.ndarray, list[str]]:
     vectors = np.load(folder / "embeddings.npy")
     ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
     if len(ids) != len(vectors):
-        raise StageError(f"{folder}: {len(vectors)} embeddings but {len(ids)} ids; re-run embed --force")
+        raise StageError(
+            f"{folder}: {len(vectors)} embeddings but {len(ids)} ids; re-run embed --force"
+        )
     return vectors, ids

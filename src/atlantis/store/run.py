@@ -38,9 +38,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def config_hash(config: BaseModel | Mapping[str, Any] | None, exclude: set[str] | None = None) -> str:
+def config_hash(
+    config: BaseModel | Mapping[str, Any] | None, exclude: set[str] | None = None
+) -> str:
     """Stable hash of a config: canonical JSON, minus keys that do not change results."""
-    data: Any = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
+    data: Any = (
+        config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
+    )
     for key in exclude or ():
         data.pop(key, None)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
@@ -69,8 +73,16 @@ class StageManifest(BaseModel):
 class StageContext:
     """Handed to a stage's body: where to write, and what to record in the manifest."""
 
-    def __init__(self, run: Run, name: str, cfg_hash: str, cfg: dict[str, Any],
-                 inputs: dict[str, str], previous: StageManifest | None, up_to_date: bool) -> None:
+    def __init__(
+        self,
+        run: Run,
+        name: str,
+        cfg_hash: str,
+        cfg: dict[str, Any],
+        inputs: dict[str, str],
+        previous: StageManifest | None,
+        up_to_date: bool,
+    ) -> None:
         self.run = run
         self.name = name
         self.dir = run.stage_dir(name)
@@ -158,7 +170,10 @@ class Run:
         order = list(STAGE_COMMANDS)
         names = sorted(
             (p.parent.relative_to(self.root).as_posix() for p in self.root.rglob("manifest.json")),
-            key=lambda n: (order.index(n.split("/")[0]) if n.split("/")[0] in order else len(order), n),
+            key=lambda n: (
+                order.index(n.split("/")[0]) if n.split("/")[0] in order else len(order),
+                n,
+            ),
         )
         return [m for n in names if (m := self.read_manifest(n)) is not None]
 
@@ -184,15 +199,23 @@ class Run:
         return all((self.stage_dir(name) / rel).exists() for rel in m.outputs)
 
     @contextmanager
-    def stage(self, name: str, config: BaseModel | Mapping[str, Any] | None = None,
-              inputs: Mapping[str, str] | None = None, *, exclude: set[str] | None = None,
-              force: bool = False) -> Iterator[StageContext]:
+    def stage(
+        self,
+        name: str,
+        config: BaseModel | Mapping[str, Any] | None = None,
+        inputs: Mapping[str, str] | None = None,
+        *,
+        exclude: set[str] | None = None,
+        force: bool = False,
+    ) -> Iterator[StageContext]:
         """Run a stage body: skip-detection, a ``running`` manifest, then ``done`` or ``failed``.
 
         The body checks ``ctx.up_to_date`` and returns early when it is True. ``exclude``
         names config keys (device, batch size...) that do not change the results.
         """
-        cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
+        cfg = (
+            config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
+        )
         h = config_hash(cfg, exclude)
         inputs = dict(inputs or {})
         prev = self.read_manifest(name)
