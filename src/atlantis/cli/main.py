@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from atlantis.cli.app import ConfigOpt, EmbedderOpt, ForceOpt, RunArg, SetOpt, app
 from atlantis.cli.common import (
     console,
     friendly_errors,
@@ -22,19 +23,6 @@ from atlantis.cli.common import (
     save_run_config,
 )
 from atlantis.store.run import Run
-
-app = typer.Typer(
-    help="ATLANTIS: targeted, language-guided augmentation for image retrieval.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-
-RunArg = Annotated[Path, typer.Argument(help="Run folder.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a config key: --set embed.batch_size=64")
-]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Run the stage even if up to date.")]
 
 
 @app.command()
@@ -129,9 +117,6 @@ def status(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = F
     console.print(table)
 
 
-EmbedderOpt = Annotated[
-    str | None, typer.Option("--embedder", "-e", help="See `atlantis embedders`.")
-]
 
 
 @app.command()
@@ -277,6 +262,10 @@ def demo(
     from atlantis.demo import run_demo
 
     run_demo(out, root=root, image_size=image_size, progress=is_tty())
+
+
+# Command modules of later stages register themselves on ``app`` when imported.
+from atlantis.cli import caption_cmd, insight_cmd  # noqa: E402, F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,0 +1,3 @@
+"""CLI commands of the insight stage (registered on the shared app)."""
+
+from atlantis.cli.app import app  # noqa: F401
