@@ -1,0 +1,1 @@
+"""Data Insight Generator (DIG): what the training data over- and under-represents."""
