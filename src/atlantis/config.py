@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from atlantis.caption.config import CaptionConfig
 from atlantis.errors import ConfigError
 from atlantis.store.atomic import atomic_write_text
 
@@ -66,6 +67,7 @@ class AtlantisConfig(Section):
 
     data: DataConfig = Field(default_factory=DataConfig)
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from string import Template
 from typing import Any
 
@@ -20,6 +21,8 @@ from atlantis.errors import ConfigError
 
 SEPARATOR = "---user---"
 _NAME = re.compile(r"^(?P<id>[\w/-]+)\.v(?P<version>\d+)\.md$")
+#: Extra template folders (tests, plugins), searched after the shipped ones; see ``add_prompt_dir``.
+_EXTRA_DIRS: list[Path] = []
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,10 @@ class PromptTemplate:
     def render(self, variables: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, str]]:
         data = json.dumps(variables, indent=1, ensure_ascii=False, sort_keys=True, default=str)
         values = {
+            **{k: v for k, v in variables.items() if isinstance(v, str | int | float)},
+            # Last, so that a variable called "data" or "schema" cannot replace the data block.
             "data": f"<data>\n{data}\n</data>",
             "schema": json.dumps(schema, indent=1, sort_keys=True),
-            **{k: v for k, v in variables.items() if isinstance(v, str | int | float)},
         }
         return [
             {"role": "system", "content": Template(self.system).safe_substitute(values).strip()},
@@ -46,9 +50,28 @@ class PromptTemplate:
         ]
 
 
+def add_prompt_dir(path: Path | str) -> None:
+    """Also load templates from ``path`` (same ``<group>/<name>.v<N>.md`` layout).
+
+    For tests and plugins that bring their own tasks. A shipped template of the same id and
+    version wins, so an extra folder can add templates but never silently change one.
+    """
+    folder = Path(path).resolve()
+    if folder not in _EXTRA_DIRS:
+        _EXTRA_DIRS.append(folder)
+        _index.cache_clear()
+
+
+def remove_prompt_dir(path: Path | str) -> None:
+    """Undo ``add_prompt_dir`` (tests clean up after themselves)."""
+    folder = Path(path).resolve()
+    if folder in _EXTRA_DIRS:
+        _EXTRA_DIRS.remove(folder)
+        _index.cache_clear()
+
+
 @cache
 def _index() -> dict[str, dict[int, str]]:
-    root = resources.files("atlantis.llm") / "prompts"
     found: dict[str, dict[int, str]] = {}
 
     def walk(node, prefix: str) -> None:
@@ -56,9 +79,12 @@ def _index() -> dict[str, dict[int, str]]:
             if child.is_dir():
                 walk(child, f"{prefix}{child.name}/")
             elif m := _NAME.match(prefix + child.name):
-                found.setdefault(m["id"], {})[int(m["version"])] = child.read_text(encoding="utf-8")
+                versions = found.setdefault(m["id"], {})
+                versions.setdefault(int(m["version"]), child.read_text(encoding="utf-8"))
 
-    walk(root, "")
+    for root in [resources.files("atlantis.llm") / "prompts", *_EXTRA_DIRS]:
+        if root.is_dir():  # the shipped folder may be empty (no tasks yet) or absent
+            walk(root, "")
     return found
 
 
@@ -69,7 +95,9 @@ def load_prompt(template_id: str, version: int | None = None) -> PromptTemplate:
         raise ConfigError(f"no prompt template {template_id!r}; available: {sorted(_index())}")
     v = max(versions) if version is None else version
     if v not in versions:
-        raise ConfigError(f"prompt {template_id!r} has no version {v}; versions: {sorted(versions)}")
+        raise ConfigError(
+            f"prompt {template_id!r} has no version {v}; versions: {sorted(versions)}"
+        )
     text = versions[v]
     if SEPARATOR not in text:
         raise ConfigError(f"prompt {template_id}.v{v}: missing the '{SEPARATOR}' line")

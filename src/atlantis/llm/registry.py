@@ -11,7 +11,11 @@ from atlantis.registry import Registry
 LLMS: Registry[LLM] = Registry("llm backend")
 
 # Backends register on import; the heavy ones import their libraries lazily inside.
-_MODULES = ("atlantis.llm.rules", "atlantis.llm.openai_backend", "atlantis.llm.transformers_backend")
+_MODULES = (
+    "atlantis.llm.rules",
+    "atlantis.llm.openai_backend",
+    "atlantis.llm.transformers_backend",
+)
 
 
 def _load_backends() -> None:

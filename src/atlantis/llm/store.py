@@ -40,7 +40,9 @@ class CallStore:
 
     def put(self, key: str, **record: Any) -> Path:
         p = self.path(key)
-        atomic_write_text(p, json.dumps({"key": key, **record}, indent=1, ensure_ascii=False) + "\n")
+        atomic_write_text(
+            p, json.dumps({"key": key, **record}, indent=1, ensure_ascii=False) + "\n"
+        )
         return p
 
     def __len__(self) -> int:

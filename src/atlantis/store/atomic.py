@@ -20,6 +20,16 @@ from typing import IO
 import numpy as np
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: mkstemp creates files 0600; artifacts get the permissions a plain open() would give.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 def _fsync_dir(folder: Path) -> None:
     # The rename itself lives in the directory entry; fsync the folder so it survives power loss.
     with contextlib.suppress(OSError):
@@ -39,6 +49,7 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[IO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
             yield fh
             fh.flush()

@@ -29,7 +29,9 @@ MANIFEST_SCHEMA_VERSION = 1
 #: Stages in pipeline order, with the command that produces each (for "run X first" errors).
 STAGE_COMMANDS: dict[str, str] = {
     "ingest": "atlantis ingest --format FORMAT --root DIR --split zsl --out RUN",
+    "caption": "atlantis caption RUN --captioner metadata",
     "embed": "atlantis embed RUN",
+    "insight": "atlantis insight RUN --llm rules",
     "evaluate": "atlantis evaluate RUN",
 }
 

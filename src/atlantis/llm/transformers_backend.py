@@ -1,0 +1,186 @@
+"""``transformers``: a local chat model run in-process with Hugging Face transformers.
+
+For machines without an API: any causal LM with a chat template (Qwen, Llama, Mistral,
+Phi, ...) given as a hub id or a local folder. ``local_files_only=True`` forbids network
+access (air-gapped machines). The model loads on the first ``generate``, so building the
+backend (e.g. to print its identity or check a config) costs nothing.
+
+Decoding is greedy by default (``temperature=0``): the same prompt gives the same answer,
+which is what the call store's caching assumes. There is no constrained decoding here;
+``LLM.run`` validates the answer and sends repair turns like for any backend.
+
+``transformers`` is an optional extra (``atlantis-augment[hf]``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from pathlib import Path
+from typing import Any
+
+from atlantis.errors import ConfigError, MissingDependencyError
+from atlantis.llm.base import LLM
+from atlantis.llm.registry import LLMS
+
+_OPTIONS = (
+    "model, local_files_only, torch_dtype, device, max_new_tokens, temperature, "
+    "revision, seed, trust_remote_code, max_repairs"
+)
+
+
+@LLMS.register("transformers", help="a local Hugging Face chat model (transformers, in-process)")
+class TransformersChat(LLM):
+    """A local causal LM prompted through its tokenizer's chat template."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        local_files_only: bool = False,
+        torch_dtype: str | None = None,
+        device: str | None = None,
+        max_new_tokens: int = 1024,
+        temperature: float = 0.0,
+        revision: str | None = None,
+        seed: int = 0,
+        trust_remote_code: bool = False,
+        max_repairs: int = 2,
+        **unknown: Any,
+    ) -> None:
+        super().__init__(max_repairs=max_repairs)
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) for the transformers LLM backend: "
+                f"{', '.join(sorted(unknown))}; valid: {_OPTIONS}"
+            )
+        if not model:
+            raise ConfigError(
+                "the transformers LLM backend needs model=<hub id or local folder>, "
+                "e.g. model=Qwen/Qwen2.5-1.5B-Instruct"
+            )
+        self.model_name = model
+        self.local_files_only = local_files_only
+        self.torch_dtype = torch_dtype
+        self._dtype = _resolve_dtype(torch_dtype)
+        self.device = device
+        self.max_new_tokens = int(max_new_tokens)
+        self.temperature = float(temperature)
+        self.revision = revision
+        self.seed = seed
+        self.trust_remote_code = trust_remote_code
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()  # one load, and one generate at a time on a shared model
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.model_name).is_dir()
+
+    @property
+    def identity(self) -> str:
+        if self.is_local:
+            # The content digest, not just the path: a model retrained in place must not be
+            # answered from the call store with the old model's outputs.
+            from atlantis.embed.cache import weights_fingerprint
+
+            weights = f"{Path(self.model_name).resolve()}#{weights_fingerprint(self.model_name)}"
+        else:
+            weights = f"{self.model_name}@{self.revision or 'main'}"
+        sampling = f" seed={self.seed}" if self.temperature > 0 else ""
+        return (
+            f"transformers:{weights} dtype={self.torch_dtype or 'default'} "
+            f"max_new_tokens={self.max_new_tokens} temperature={self.temperature}{sampling}"
+        )
+
+    def __repr__(self) -> str:
+        return f"TransformersChat({self.model_name!r})"
+
+    def load(self) -> None:
+        """Load tokenizer and model (once); ``generate`` calls this itself."""
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        tf = _import_transformers()
+        import torch
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        kwargs: dict[str, Any] = {
+            "local_files_only": self.local_files_only,
+            "revision": self.revision,
+            "trust_remote_code": self.trust_remote_code,
+        }
+        try:
+            tokenizer = tf.AutoTokenizer.from_pretrained(self.model_name, **kwargs)
+            model = tf.AutoModelForCausalLM.from_pretrained(
+                self.model_name, **kwargs, **_dtype_kwargs(tf, self._dtype)
+            )
+        except OSError as exc:
+            where = "folder" if self.is_local else "hub id"
+            raise ConfigError(
+                f"cannot load the transformers chat model {where} {self.model_name!r}: {exc}"
+            ) from exc
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError(
+                f"{self.model_name!r} has no chat template; use an instruction-tuned (chat) "
+                "model, whose tokenizer says how to lay out system/user/assistant turns"
+            )
+        self._tokenizer = tokenizer
+        self._model = model.eval().to(device)
+
+    def generate(self, messages, schema, options) -> str:
+        import torch
+
+        self.load()
+        tok, model = self._tokenizer, self._model
+        # Render to text, then tokenize: the return type of tokenize=True differs across
+        # transformers versions. The template already holds any BOS token.
+        prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = tok(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+        temperature = float(options.get("temperature", self.temperature))
+        gen: dict[str, Any] = {
+            # Tasks are backend-neutral and say "max_tokens" (the OpenAI name); both work.
+            "max_new_tokens": int(
+                options.get("max_new_tokens", options.get("max_tokens", self.max_new_tokens))
+            ),
+            "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+        }
+        if temperature > 0:
+            gen.update(do_sample=True, temperature=temperature)
+        else:  # greedy; clear the checkpoint's sampling defaults so they do not warn or apply
+            gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with self._lock, torch.inference_mode():
+            if temperature > 0:
+                torch.manual_seed(self.seed)
+            out = model.generate(**inputs, **gen)
+        new_tokens = out[0, inputs["input_ids"].shape[1] :]
+        return tok.decode(new_tokens, skip_special_tokens=True).strip()
+
+
+def _import_transformers() -> Any:
+    try:
+        return importlib.import_module("transformers")
+    except ImportError:
+        raise MissingDependencyError("transformers", "hf", "the transformers LLM backend") from None
+
+
+def _resolve_dtype(name: str | None) -> Any:
+    """``None``, ``"auto"`` or a ``torch.dtype``; a bad name fails at configuration time."""
+    if name is None or name == "auto":
+        return name
+    import torch
+
+    value = getattr(torch, str(name), None)
+    if not isinstance(value, torch.dtype):
+        raise ConfigError(f"unknown torch_dtype {name!r}; use auto, float32, bfloat16 or float16")
+    return value
+
+
+def _dtype_kwargs(tf: Any, dtype: Any) -> dict[str, Any]:
+    """``dtype=`` for transformers >= 4.56, ``torch_dtype=`` before (same values)."""
+    if dtype is None:
+        return {}
+    major, minor = (int(x) for x in tf.__version__.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": dtype}

@@ -1,0 +1,175 @@
+"""The ``transformers`` backend with a tiny random Llama and a word-level tokenizer, saved to
+a folder and loaded back through the production path (``local_files_only``, offline).
+
+A random model cannot write JSON, so ``run`` must end in ``LLMOutputError`` after its repair
+turns: that exercises the real prompt -> chat template -> generate -> decode -> validate
+loop. The vocabulary has no braces, so no random answer can ever parse as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from atlantis.errors import ConfigError, MissingDependencyError
+from atlantis.llm import create_llm
+from atlantis.llm.base import LLMOutputError
+from atlantis.llm.store import CallStore
+from atlantis.llm.transformers_backend import TransformersChat
+
+from .conftest import TASK_NAME, label_task
+
+WORDS = [
+    "system",
+    "user",
+    "assistant",
+    "label",
+    "caption",
+    "car",
+    "red",
+    "road",
+    "data",
+    "the",
+    "a",
+    "is",
+    "of",
+    "json",
+    "answer",
+]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant :{% endif %}"
+)
+
+
+def _save_tiny_chat_model(folder: Path, chat_template: str | None = CHAT_TEMPLATE) -> Path:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {w: i for i, w in enumerate(["<unk>", "<pad>", "<s>", "</s>", ":", *WORDS])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    extra = {"chat_template": chat_template} if chat_template else {}
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+        eos_token="</s>", **extra,
+    )  # fmt: skip
+    config = transformers.LlamaConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        pad_token_id=1, bos_token_id=2, eos_token_id=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config)
+    with torch.no_grad():  # random weights favour <pad>; zero logits keep specials unlikely
+        model.lm_head.weight[:4] = 0
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _save_tiny_chat_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add overhead on a 2-core runner
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def llm(tiny_chat_model: Path) -> TransformersChat:
+    backend = create_llm(
+        "transformers", model=str(tiny_chat_model), local_files_only=True,
+        torch_dtype="float32", device="cpu", max_new_tokens=6,
+    )  # fmt: skip
+    assert isinstance(backend, TransformersChat)
+    return backend
+
+
+MESSAGES = [
+    {"role": "system", "content": "the answer is json"},
+    {"role": "user", "content": "label the caption : a red car"},
+]
+
+
+def test_generate_returns_new_text_deterministically(llm: TransformersChat) -> None:
+    first = llm.generate(MESSAGES, {}, {})
+    assert isinstance(first, str) and first
+    assert llm.generate(MESSAGES, {}, {}) == first  # greedy decoding
+    words = first.split()
+    assert len(words) <= 6 and set(words) <= {*WORDS, ":"}  # only the new tokens, decoded
+    assert "assistant :" not in first  # the prompt is not echoed
+    assert len(llm.generate(MESSAGES, {}, {"max_tokens": 2}).split()) <= 2
+
+
+def test_sampling_is_seeded(llm: TransformersChat) -> None:
+    opts = {"temperature": 1.5, "max_new_tokens": 12}
+    assert llm.generate(MESSAGES, {}, opts) == llm.generate(MESSAGES, {}, opts)
+
+
+def test_run_fails_after_repairs_and_keeps_the_raw_answers(
+    llm: TransformersChat, tmp_path: Path
+) -> None:
+    store = CallStore(tmp_path)
+    with pytest.raises(LLMOutputError, match=TASK_NAME) as info:
+        llm.run(label_task(), store)
+    assert f"{llm.max_repairs + 1} attempt(s)" in str(info.value)
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert record["ok"] is False and len(record["attempts"]) == llm.max_repairs + 1
+    assert all(a["raw"] and "no JSON" in a["error"] for a in record["attempts"])
+
+
+def test_identity_names_the_model_folder_and_decoding(
+    llm: TransformersChat, tiny_chat_model: Path
+) -> None:
+    identity = llm.identity
+    assert identity.startswith("transformers:") and str(tiny_chat_model.resolve()) in identity
+    assert "max_new_tokens=6" in identity and "temperature=0.0" in identity
+    assert "dtype=float32" in identity
+    other = TransformersChat(str(tiny_chat_model), max_new_tokens=7)
+    assert other.identity != identity
+
+
+def test_nothing_loads_until_the_first_generate(tiny_chat_model: Path) -> None:
+    backend = TransformersChat(str(tiny_chat_model), local_files_only=True)
+    assert backend._model is None and backend.identity
+
+
+def test_configuration_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs model"):
+        TransformersChat()
+    with pytest.raises(ConfigError, match="max_tokens"):
+        TransformersChat(str(tmp_path), max_tokens=5)
+    missing = TransformersChat(str(tmp_path / "absent"), local_files_only=True)
+    with pytest.raises(ConfigError, match="cannot load"):
+        missing.generate(MESSAGES, {}, {})
+    with pytest.raises(ConfigError, match="torch_dtype"):
+        TransformersChat(str(tmp_path), torch_dtype="float12")
+
+
+def test_model_without_chat_template_is_refused(tmp_path: Path) -> None:
+    folder = _save_tiny_chat_model(tmp_path / "plain", chat_template=None)
+    backend = TransformersChat(str(folder), local_files_only=True)
+    with pytest.raises(ConfigError, match="no chat template"):
+        backend.generate(MESSAGES, {}, {})
+
+
+def test_missing_transformers_names_the_extra(
+    tiny_chat_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    backend = TransformersChat(str(tiny_chat_model))
+    with pytest.raises(MissingDependencyError, match=r"atlantis-augment\[hf\]"):
+        backend.generate(MESSAGES, {}, {})
