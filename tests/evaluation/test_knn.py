@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from atlantis.evaluation.knn import MiB, _topk_deterministic, knn, query_chunk_size
+from atlantis.evaluation.knn import MiB, knn, query_chunk_size
+from atlantis.evaluation.topk import topk_rows
 
 
 def brute_force(x: np.ndarray, k: int, name: str, c: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -96,9 +97,11 @@ def test_selection_is_exact_on_large_rows_with_ties(k: int) -> None:
     key[4] = torch.randint(0, 5000, (n,), generator=gen).float()
     key[5, ::7] = -1.0  # many ties below everything else
     key[6, torch.randperm(n, generator=gen)[:40]] = torch.inf
-    key[7, ::16] = torch.arange(625) * 1e-6 - 1.0  # sampled columns mislead the bound
+    key[7, ::16] = torch.arange(625) * 1e-6 - 1.0  # column patterns that could mislead a
+    sampled = (torch.arange(n) % 512) < 16  # sampled bound (the second is topk.py's sample)
+    key[0, sampled] = torch.arange(int(sampled.sum())) * 1e-6 - 2.0
     for row_batch in (1, 3, 100):
-        vals, idx = _topk_deterministic(key.clone(), k, row_batch)
+        vals, idx = topk_rows(key.clone(), k, row_batch)
         ref_vals, ref_idx = stable_reference(key, k)
         assert torch.equal(idx, ref_idx) and torch.equal(vals, ref_vals)
 

@@ -10,29 +10,23 @@ stage open any record without knowing who made it.
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
 
 from atlantis.data.records import ImageRecord
 from atlantis.store.run import Run
 
 
-@cache
-def _dataset_root(run_root: Path) -> Path:
-    desc = json.loads((run_root / "ingest" / "dataset.json").read_text(encoding="utf-8"))
+def dataset_root(run: Run) -> Path:
+    desc = json.loads((run.root / "ingest" / "dataset.json").read_text(encoding="utf-8"))
     return Path(desc["root"])
 
 
-def image_root(run: Run, record: ImageRecord) -> Path:
-    """The folder ``record.path`` is relative to."""
-    if record.source == "real":
-        return _dataset_root(run.root.resolve())
-    return run.root.resolve()
-
-
 def image_path(run: Run, record: ImageRecord) -> Path:
-    return image_root(run, record) / record.path
+    return image_paths(run, [record])[0]
 
 
 def image_paths(run: Run, records: list[ImageRecord]) -> list[Path]:
-    return [image_path(run, r) for r in records]
+    """Absolute image paths of ``records`` (the dataset root is read once)."""
+    run_root = run.root.resolve()
+    data_root = dataset_root(run) if any(r.source == "real" for r in records) else None
+    return [(data_root if r.source == "real" else run_root) / r.path for r in records]  # type: ignore[operator]

@@ -20,7 +20,6 @@ Guarantees that retrieval metrics depend on:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -29,6 +28,7 @@ import torch
 from torch import Tensor
 
 from atlantis.evaluation.distances import DEFAULT_CURVATURE, Distance, Prepared, get_distance
+from atlantis.evaluation.topk import topk_rows
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
@@ -48,7 +48,6 @@ _INDEX_BYTES = 8  # int64 indices returned by topk / sort
 # for row counts not divisible by 4), so fixed-multiple blocks make every query's keys, hence
 # its neighbours, bit-identical whatever the chunk size.
 ROW_TILE = 16
-_SAMPLE_STRIDE = 16  # column sampling rate used to bound each row's k-th smallest key
 
 
 class KnnChunk(NamedTuple):
@@ -120,77 +119,6 @@ def _pad_rows(p: Prepared, multiple: int) -> Prepared:
     )
 
 
-def _smallest(key: Tensor, m: int, row_batch: int) -> tuple[Tensor, Tensor]:
-    """The ``m`` smallest keys per row and their columns, unordered (ties: any subset).
-
-    ``torch.topk`` on CPU costs ~8 ns per entry once m is large (nth_element on every row),
-    more than the GEMM at SOP scale with K=1000. For large m each row is first bounded: the
-    j-th smallest key of every 16th column estimates the row's (16 j)-th smallest, and j is
-    set 4 standard deviations above m/16, so almost always >= m keys lie below it. Keeping
-    those (~1.5 m per row) takes one compare and one nonzero pass; the topk then runs on a
-    small table. Rows where the bound fails (fewer than m keys below it) or that explode
-    (more than 4 m, e.g. duplicates) fall back to a plain topk: the result is always exact.
-    Rows go in batches of ``row_batch`` so even the all-ties worst case stays in budget.
-    """
-    b, n = key.shape
-    if m < 128 or n < 32 * m:  # small m: topk's partial sort is already ~one pass
-        return torch.topk(key, m, dim=1, largest=False, sorted=False)
-    vals = key.new_empty((b, m))
-    idx = torch.empty((b, m), dtype=torch.int64, device=key.device)
-    j = math.ceil(m / _SAMPLE_STRIDE + 4 * math.sqrt(m / _SAMPLE_STRIDE))
-    for r0 in range(0, b, row_batch):
-        block = key[r0 : r0 + row_batch]
-        r = block.shape[0]
-        sample = torch.topk(block[:, ::_SAMPLE_STRIDE], j, dim=1, largest=False, sorted=False)
-        rows, cols = (block <= sample.values.amax(dim=1, keepdim=True)).nonzero(as_tuple=True)
-        counts = torch.bincount(rows, minlength=r)
-        ok = (counts >= m) & (counts <= 4 * m)
-        if not bool(ok.all()):
-            keep = ok[rows]
-            rows, cols, counts = rows[keep], cols[keep], counts * ok
-        if rows.numel() > 0:
-            starts = torch.cumsum(counts, 0) - counts
-            width = max(m, int(counts.max()))
-            cand = block.new_full((r, width), torch.inf)
-            pos = torch.arange(rows.numel(), device=key.device) - starts[rows]
-            cand.view(-1)[rows * width + pos] = block.reshape(-1)[rows * n + cols]
-            v, where = torch.topk(cand, m, dim=1, largest=False, sorted=False)
-            flat = (starts.unsqueeze(1) + where).clamp_max_(cols.numel() - 1)
-            vals[r0 : r0 + r], idx[r0 : r0 + r] = v, cols[flat]
-        bad = (~ok).nonzero().flatten()
-        if bad.numel() > 0:
-            v, i = torch.topk(block[bad], m, dim=1, largest=False, sorted=False)
-            vals[r0 + bad], idx[r0 + bad] = v, i
-    return vals, idx
-
-
-def _topk_deterministic(key: Tensor, k: int, row_batch: int) -> tuple[Tensor, Tensor]:
-    """Smallest ``k`` keys per row, ordered by (key, column index).
-
-    The selection does not say which of several equal values it keeps, so we select k+1 and
-    check whether the k-th and (k+1)-th values tie. Only such rows (rare outside duplicated
-    data) are redone with a full stable sort; all others are already exact. Likewise only
-    rows with ties inside their top k need the second, index-ordering sort.
-    """
-    n = key.shape[1]
-    k_sel = min(k + 1, n)
-    vals, idx = _smallest(key, k_sel, row_batch)
-    vals, perm = vals.sort(dim=1)
-    idx = idx.gather(1, perm)
-    tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1).nonzero().flatten()
-    if tied.numel() > 0:  # order equal values by index: sort by index, then stable by value
-        t_idx, perm = idx[tied].sort(dim=1)
-        t_vals, perm = vals[tied].gather(1, perm).sort(dim=1, stable=True)
-        vals[tied], idx[tied] = t_vals, t_idx.gather(1, perm)
-    if k_sel > k:
-        ambiguous = (vals[:, k - 1] == vals[:, k]).nonzero().flatten()
-        for part in ambiguous.split(row_batch):
-            v, i = key[part].sort(dim=1, stable=True)
-            vals[part, :k] = v[:, :k]
-            idx[part, :k] = i[:, :k]
-    return vals[:, :k], idx[:, :k]
-
-
 def iter_knn(
     queries: Any,
     gallery: Any | None,
@@ -260,7 +188,7 @@ def iter_knn(
         if exclude_self:
             rows = torch.arange(stop - start, device=dev)
             key[rows, rows + start] = torch.inf
-        vals, idx = _topk_deterministic(key, k, sort_rows)
+        vals, idx = topk_rows(key, k, sort_rows)
         distances = dist.finalize(vals, q).to("cpu", torch.float32)
         yield KnnChunk(start, idx.to("cpu", torch.int64), distances)
 

@@ -66,6 +66,18 @@ class ClassReport(_Model):
     under_represented: list[str]
 
 
+class ProposedClass(_Model):
+    name: str
+    keywords: list[str] = Field(default_factory=list)  # caption lemmas that signal the class
+
+
+class ProposedClasses(_Model):
+    """ClassInfer without labels: classes proposed from the captions."""
+
+    classes: list[ProposedClass] = Field(min_length=1)
+    rationale: str = ""
+
+
 class NewClasses(_Model):
     """NewClassSearch: practical classes absent from both train and test classes."""
 
