@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from atlantis.caption.config import CaptionConfig
 from atlantis.errors import ConfigError
+from atlantis.insight.config import InsightConfig
 from atlantis.store.atomic import atomic_write_text
 
 
@@ -68,6 +69,7 @@ class AtlantisConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    insight: InsightConfig = Field(default_factory=InsightConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 

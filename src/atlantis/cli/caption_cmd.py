@@ -8,17 +8,16 @@ captioners`` lists the captioner names. Options of a captioner go in with ``--op
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 
 from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
-from atlantis.cli.common import console, friendly_errors, is_tty, save_run_config
+from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
 from atlantis.store.run import Run
 
 if TYPE_CHECKING:
-    from atlantis.caption.config import CaptionConfig
+    from atlantis.config import AtlantisConfig
 
 
 @app.command()
@@ -45,8 +44,9 @@ def caption(
     pairs = {"captioner": captioner, "batch_size": batch_size, "device": device}
     overrides = [f"caption.{k}={v}" for k, v in pairs.items() if v is not None]
     overrides += [f"caption.options.{item}" for item in option or []]
-    cfg = _caption_config(run, config, [*(set_ or []), *overrides], captioner)
-    m = run_caption(run, cfg, force=force, progress=is_tty())
+    full = _caption_config(run, config, [*(set_ or []), *overrides], captioner)
+    m = run_caption(run, full.caption, force=force, progress=is_tty())
+    save_run_config(run, full)  # only a config that worked becomes the run's config
     c = m.counts
     console.print(f"{m.stage}: {c.get('images', 0)} images, {c.get('captioned', 0)} captioned, "
                   f"{c.get('empty', 0)} empty, {c.get('computed', 0)} computed with "
@@ -65,23 +65,13 @@ def caption(
 
 def _caption_config(
     run: Run, config: Path | None, overrides: list[str], captioner: str | None
-) -> CaptionConfig:
+) -> AtlantisConfig:
     """The resolved ``caption`` section, saved into the run's config when it has one.
 
     Options belong to a captioner: when ``--captioner`` switches to another one, the options
     saved for the previous one are dropped (``top_k`` would make ``metadata`` fail).
     """
-    from atlantis.config import load_config
-
-    base: dict[str, Any] = {}
-    if run.config_path.exists():
-        base = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
-    saved = base.get("caption")
-    if captioner and isinstance(saved, dict) and saved.get("captioner") != captioner:
-        saved.pop("options", None)
-    cfg = load_config(config, overrides, base=base)
-    save_run_config(run, cfg)
-    return cfg.caption
+    return run_config(run, config, overrides, switch=("caption", "captioner", "options", captioner))
 
 
 @app.command()

@@ -41,11 +41,27 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def run_config(run: Run, config_file: Path | None, overrides: list[str] | None) -> AtlantisConfig:
-    """The run's saved config, then ``--config`` file, then ``--set`` overrides."""
+def run_config(
+    run: Run,
+    config_file: Path | None,
+    overrides: list[str] | None,
+    switch: tuple[str, str, str, str | None] | None = None,
+) -> AtlantisConfig:
+    """The run's saved config, then ``--config`` file, then ``--set`` overrides.
+
+    ``switch = (section, name_key, options_key, new_name)``: options belong to a backend, so
+    when a command switches ``section.name_key`` to another backend, the saved
+    ``section.options_key`` of the previous one are dropped (``top_k`` of one captioner
+    would make another fail).
+    """
     base: dict[str, Any] = {}
     if run.config_path.exists():
         base = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
+    if switch is not None:
+        section, name_key, options_key, new_name = switch
+        saved = base.get(section)
+        if new_name and isinstance(saved, dict) and saved.get(name_key) != new_name:
+            saved.pop(options_key, None)
     return load_config(config_file, overrides or [], base=base)
 
 

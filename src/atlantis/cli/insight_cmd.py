@@ -3,28 +3,32 @@
 ``atlantis insight RUN --llm rules`` runs the Data Insight Generator on a captioned run and
 prints what it found; ``atlantis analyze`` does ingest, caption and insight in one go for
 someone who only wants to understand a dataset. ``rules`` is the offline deterministic
-backend, not a language model; ``--llm openai --set insight.llm_options.model=...`` uses one.
+backend, not a language model; ``--llm openai --option model=gpt-4o-mini`` uses one
+(``--option KEY=VALUE`` is ``--set insight.llm_options.KEY=VALUE``).
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 
 from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
-from atlantis.cli.common import console, friendly_errors, is_tty, save_run_config
+from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
 from atlantis.store.run import Run
 
 if TYPE_CHECKING:
-    from atlantis.insight.config import InsightConfig
+    from atlantis.config import AtlantisConfig
     from atlantis.insight.schema import Insight
 
 LlmOpt = Annotated[
     str | None, typer.Option("--llm", help="LLM backend: rules (offline, no model), openai...")
+]
+OptionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--option", "-O", help="LLM backend option KEY=VALUE, e.g. model=gpt-4o-mini."),
 ]
 
 
@@ -33,6 +37,7 @@ LlmOpt = Annotated[
 def insight(
     run_dir: RunArg,
     llm: LlmOpt = None,
+    option: OptionOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -43,8 +48,10 @@ def insight(
 
     run = Run(run_dir)
     overrides = [*(set_ or []), *([f"insight.llm={llm}"] if llm else [])]
-    cfg = _insight_config(run, config, overrides, llm)
-    m = run_insight(run, cfg, force=force, progress=is_tty())
+    overrides += [f"insight.llm_options.{item}" for item in option or []]
+    full = _insight_config(run, config, overrides, llm)
+    m = run_insight(run, full.insight, force=force, progress=is_tty())
+    save_run_config(run, full)  # only a config that worked becomes the run's config
     print_summary(load_insight(run), run.stage_dir("insight") / "report.html", m.status)
 
 
@@ -60,6 +67,7 @@ def analyze(
         str, typer.Option("--captioner", help="metadata (dataset text), tags, ...")
     ] = "metadata",
     llm: LlmOpt = "rules",
+    option: OptionOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -82,42 +90,22 @@ def analyze(
     c = run_caption(run, cfg.caption, progress=is_tty()).counts
     console.print(f"caption: {c.get('captioned', 0)} captioned, {c.get('empty', 0)} empty "
                   f"({captioner})")  # fmt: skip
-    icfg = _insight_config(run, None, [*(set_ or []), f"insight.llm={llm}"], llm)
-    mi = run_insight(run, icfg, progress=is_tty())
+    options = [f"insight.llm_options.{item}" for item in option or []]
+    full = _insight_config(run, None, [*(set_ or []), f"insight.llm={llm}", *options], llm)
+    mi = run_insight(run, full.insight, progress=is_tty())
+    save_run_config(run, full)
     print_summary(load_insight(run), run.stage_dir("insight") / "report.html", mi.status)
 
 
 def _insight_config(
     run: Run, config: Path | None, overrides: list[str], llm: str | None
-) -> InsightConfig:
+) -> AtlantisConfig:
     """The resolved ``insight`` section (saved into the run's config when it has one).
 
     Options belong to a backend: when ``--llm`` switches to another one, the saved
     ``llm_options`` of the previous one are dropped.
     """
-    from atlantis.config import AtlantisConfig, apply_overrides, load_config
-    from atlantis.errors import ConfigError
-    from atlantis.insight.config import InsightConfig
-
-    base: dict[str, Any] = {}
-    if run.config_path.exists():
-        base = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
-    saved = base.get("insight")
-    if llm and isinstance(saved, dict) and saved.get("llm") != llm:
-        saved.pop("llm_options", None)
-    if "insight" in AtlantisConfig.model_fields:
-        cfg = load_config(config, overrides, base=base)
-        save_run_config(run, cfg)
-        return cfg.insight  # type: ignore[attr-defined]
-    # Until AtlantisConfig has an ``insight`` section, resolve it on its own.
-    mine = [o for o in overrides if o.startswith("insight.")]
-    load_config(config, [o for o in overrides if o not in mine],
-                base={k: v for k, v in base.items() if k != "insight"})  # fmt: skip
-    data = apply_overrides({"insight": dict(saved or {})}, mine)["insight"]
-    try:
-        return InsightConfig.model_validate(data)
-    except ValueError as e:
-        raise ConfigError(f"invalid insight config: {e}") from None
+    return run_config(run, config, overrides, switch=("insight", "llm", "llm_options", llm))
 
 
 def print_summary(ins: Insight, report: Path, status: str = "done") -> None:

@@ -56,8 +56,8 @@ def ingest(
     if skip_bad:
         overrides.append("data.skip_bad=true")
     cfg = run_config(run, config, [*(set_ or []), *overrides])
-    save_run_config(run, cfg)
     m = run_ingest(run, cfg.data, force=force)
+    save_run_config(run, cfg)  # only a config that worked becomes the run's config
     _print_splits(m.counts)
     if m.counts.get("skipped"):
         console.print(
@@ -117,8 +117,6 @@ def status(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = F
     console.print(table)
 
 
-
-
 @app.command()
 @friendly_errors
 def embed(
@@ -136,10 +134,13 @@ def embed(
 
     run = Run(run_dir)
     cfg = run_config(
-        run, config, [*(set_ or []), *_embed_overrides(embedder, image_size, batch_size, device)]
+        run,
+        config,
+        [*(set_ or []), *_embed_overrides(embedder, image_size, batch_size, device)],
+        switch=("embed", "embedder", "options", embedder),
     )
-    save_run_config(run, cfg)
     m = run_embed(run, cfg.embed, force=force, progress=is_tty())
+    save_run_config(run, cfg)
     console.print(f"{m.stage}: {m.counts.get('images', 0)} images, dim {m.counts.get('dim')}, "
                   f"{m.counts.get('computed', 0)} computed ({m.status})")  # fmt: skip
 
@@ -179,8 +180,8 @@ def evaluate(
         overrides.append(f"eval.ks=[{','.join(map(str, ks))}]")
     overrides += [f"eval.{n}={v}" for n, v in (("split", split), ("distance", distance)) if v]
     cfg = run_config(run, config, [*(set_ or []), *overrides])
-    save_run_config(run, cfg)
     result = run_evaluate(run, cfg.embed, cfg.eval, force=force, progress=is_tty())
+    save_run_config(run, cfg)
     if as_json:
         print(json.dumps(result))
     else:
