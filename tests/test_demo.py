@@ -31,6 +31,10 @@ def test_demo_runs_end_to_end_on_real_emoji(tmp_path):
     assert results["test"]["R@1"] > 0.5
     run = Run(tmp_path / "run")
     assert run.require("ingest").counts["images"] == n
+    ins = json.loads((run.stage_dir("insight") / "insight.json").read_text())
+    assert {d["name"] for d in ins["domains"]} == {"google", "twitter"}
+    assert ins["metadata"]["is_language_model"] is False  # the rules engine says what it is
+    assert (run.stage_dir("insight") / "report.html").stat().st_size > 1000
     stamp = run.require("embed/efficientnet-lite0").finished_at
     run_demo(tmp_path / "run", root=tmp_path / "emoji", image_size=64, progress=False)
     assert run.require("embed/efficientnet-lite0").finished_at == stamp  # reused, not redone
