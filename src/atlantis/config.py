@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from atlantis.caption.config import CaptionConfig
 from atlantis.errors import ConfigError
+from atlantis.filtering.config import FilterConfig
 from atlantis.insight.config import InsightConfig
 from atlantis.store.atomic import atomic_write_text
 
@@ -70,6 +71,7 @@ class AtlantisConfig(Section):
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
     insight: InsightConfig = Field(default_factory=InsightConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 

@@ -8,20 +8,17 @@ delta). Other keys go in with ``--set filter.KEY=VALUE`` (e.g. ``filter.dedup_th
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from atlantis.cli.app import ConfigOpt, EmbedderOpt, ForceOpt, RunArg, SetOpt, app
-from atlantis.cli.common import console, friendly_errors, is_tty, save_run_config
+from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
 from atlantis.store.run import Run
 
 if TYPE_CHECKING:
-    from atlantis.config import EmbedConfig
-    from atlantis.filtering.config import FilterConfig
+    pass
 
 MAX_ROWS = 20  # classes listed; the lowest kept fractions first (what the feedback looks at)
 
@@ -52,8 +49,10 @@ def filter_(
         overrides.append(f"filter.delta=[{values}]")
     if embedder:
         overrides.append(f"filter.embedder={embedder}")
-    cfg, embed_cfg = _filter_config(run, config, overrides)
-    m = filter_arm(run, cfg, arm, embed_cfg, force=force, progress=is_tty())
+    full = run_config(run, config, overrides)
+    cfg = full.filter
+    m = filter_arm(run, cfg, arm, full.embed, force=force, progress=is_tty())
+    save_run_config(run, full)  # only a config that worked becomes the run's config
     c = m.counts
     console.print(f"{m.stage}: {c.get('synthetic', 0)} synthetic images vs {c.get('real', 0)} "
                   f"real training images ({m.status})", soft_wrap=True)  # fmt: skip
@@ -62,34 +61,6 @@ def filter_(
     else:
         print_stats(load_filter_stats(run, arm))
     console.print(f"results: {run.stage_dir(m.stage)}", soft_wrap=True)
-
-
-def _filter_config(
-    run: Run, config: Path | None, overrides: list[str]
-) -> tuple[FilterConfig, EmbedConfig]:
-    """The resolved ``filter`` and ``embed`` sections (saved into the run's config).
-
-    Until ``AtlantisConfig`` has a ``filter`` section, that section is resolved on its own.
-    """
-    from atlantis.config import AtlantisConfig, apply_overrides, load_config
-    from atlantis.errors import ConfigError
-    from atlantis.filtering.config import FilterConfig
-
-    base: dict[str, Any] = {}
-    if run.config_path.exists():
-        base = yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
-    if "filter" in AtlantisConfig.model_fields:
-        cfg = load_config(config, overrides, base=base)
-        save_run_config(run, cfg)
-        return cfg.filter, cfg.embed  # type: ignore[attr-defined]
-    mine = [o for o in overrides if o.startswith("filter.")]
-    rest = load_config(config, [o for o in overrides if o not in mine],
-                       base={k: v for k, v in base.items() if k != "filter"})  # fmt: skip
-    data = apply_overrides({"filter": dict(base.get("filter") or {})}, mine)["filter"]
-    try:
-        return FilterConfig.model_validate(data), rest.embed
-    except ValueError as e:
-        raise ConfigError(f"invalid filter config: {e}") from None
 
 
 def print_totals(stats: dict[str, Any]) -> None:

@@ -32,6 +32,10 @@ STAGE_COMMANDS: dict[str, str] = {
     "caption": "atlantis caption RUN --captioner metadata",
     "embed": "atlantis embed RUN",
     "insight": "atlantis insight RUN --llm rules",
+    "plan": "atlantis plan RUN --budget N --planner targeted",
+    "generate": "atlantis generate RUN --arm targeted",
+    "filter": "atlantis filter RUN --arm targeted --delta 1.5",
+    "train": "atlantis train RUN --arm baseline",
     "evaluate": "atlantis evaluate RUN",
 }
 

@@ -1,0 +1,95 @@
+"""Input checks and label indexing shared by ORDC and diversity control.
+
+Both filters take plain arrays (embeddings, labels) so they can be tested and benchmarked
+without a run folder. Every input is checked before any computation, with a message that
+says what was expected and how to fix it: a NaN row would otherwise sit silently at
+distance NaN (never kept, never reported), and mismatched lengths would pair images with
+the wrong labels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["as_labels", "as_matrix", "check_delta", "class_indices"]
+
+_KINDS = {"b": "number", "i": "number", "u": "number", "f": "number", "U": "text", "O": "text"}
+
+
+def check_delta(delta: Any) -> float:
+    """``delta`` as a float > 0 (``inf`` allowed), or a ValueError that says what to use."""
+    try:
+        value = float(delta)
+    except (TypeError, ValueError):
+        raise ValueError(f"delta must be a number > 0, got {delta!r}") from None
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"delta must be > 0; use inf for no filtering (got {delta!r})")
+    return value
+
+
+def as_matrix(x: Any, name: str, empty_dim: int | None = None) -> np.ndarray:
+    """A finite [rows, dim] float array (float32 kept as is: no copy in the common case).
+
+    ``[]`` (no rows at all) is accepted as ``[0, empty_dim]`` when ``empty_dim`` is given.
+    """
+    arr = np.asarray(x)
+    if empty_dim is not None and arr.shape == (0,):
+        arr = np.zeros((0, empty_dim), dtype=np.float32)
+    numeric = np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    if arr.dtype == object or not numeric:
+        raise ValueError(f"{name}: expected a numeric 2-D array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array [num_images, dim], got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name}: expected dim >= 1, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if bad.size:
+        shown = ", ".join(map(str, bad[:10].tolist())) + (" ..." if bad.size > 10 else "")
+        raise ValueError(
+            f"{name}: {bad.size} of {len(arr)} rows contain NaN or inf (rows {shown}); "
+            "re-embed those images or drop them"
+        )
+    return arr
+
+
+def as_labels(y: Any, n: int, name: str, rows_name: str) -> np.ndarray:
+    """A 1-D label array of length ``n`` (the row count of ``rows_name``)."""
+    arr = y if isinstance(y, np.ndarray) else np.asarray(list(y))
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D sequence of labels, got shape {arr.shape}")
+    if len(arr) != n:
+        raise ValueError(
+            f"{name} has {len(arr)} labels but {rows_name} has {n} rows; they must match"
+        )
+    return arr
+
+
+def class_indices(*label_sets: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sorted distinct labels over all sets, and each set's items as indices into them.
+
+    One ``np.unique`` over the concatenation gives every later step (group sums, per-class
+    lookups) plain integer indices, which is what makes the filters vectorised.
+    """
+    parts = [y for y in label_sets if len(y)] or [label_sets[0]]  # [] has a dtype of its own
+    # numpy would silently turn int 1 and str "1" into the same label: refuse to mix kinds.
+    kinds = {_KINDS.get(y.dtype.kind, y.dtype.kind) for y in parts}
+    try:
+        if len(kinds) > 1:
+            raise TypeError
+        classes, inv = np.unique(np.concatenate(parts), return_inverse=True)
+    except TypeError:  # also: an object array holding e.g. both ints and strs
+        got = " vs ".join(str(y.dtype) for y in parts)
+        raise ValueError(
+            f"labels must all be of one comparable type (e.g. all str); got {got}"
+        ) from None
+    inv = inv.reshape(-1)
+    out, start = [], 0
+    for y in label_sets:
+        out.append(inv[start : start + len(y)])
+        start += len(y)
+    return classes, out
