@@ -17,6 +17,7 @@ from atlantis.caption.config import CaptionConfig
 from atlantis.errors import ConfigError
 from atlantis.filtering.config import FilterConfig
 from atlantis.insight.config import InsightConfig
+from atlantis.plan.config import PlanConfig
 from atlantis.store.atomic import atomic_write_text
 
 
@@ -71,6 +72,7 @@ class AtlantisConfig(Section):
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
     insight: InsightConfig = Field(default_factory=InsightConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

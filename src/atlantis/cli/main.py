@@ -266,7 +266,7 @@ def demo(
 
 
 # Command modules of later stages register themselves on ``app`` when imported.
-from atlantis.cli import caption_cmd, filter_cmd, insight_cmd  # noqa: E402, F401
+from atlantis.cli import caption_cmd, filter_cmd, insight_cmd, plan_cmd  # noqa: E402, F401
 
 
 def main() -> None:  # pragma: no cover - console entry point
