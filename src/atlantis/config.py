@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from atlantis.caption.config import CaptionConfig
 from atlantis.errors import ConfigError
 from atlantis.filtering.config import FilterConfig
+from atlantis.generate.config import GenerateConfig
 from atlantis.insight.config import InsightConfig
 from atlantis.plan.config import PlanConfig
 from atlantis.store.atomic import atomic_write_text
@@ -73,6 +74,7 @@ class AtlantisConfig(Section):
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
     insight: InsightConfig = Field(default_factory=InsightConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 

@@ -9,17 +9,13 @@ sources. Source options go in with ``--option`` (``--option steps=4``), which is
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
 from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
 from atlantis.store.run import Run
-
-if TYPE_CHECKING:
-    from atlantis.generate.config import GenerateConfig
 
 
 @app.command()
@@ -44,15 +40,21 @@ def generate(
     set_: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Make one image per plan item (content-addressed: resumable, nothing made twice)."""
+    """Make one image per plan item (content-addressed: resumable, nothing made twice).
+
+    Options belong to a source: when ``--source`` switches to another one, the options
+    saved for the previous one are dropped (``steps`` would make ``retrieve`` fail).
+    """
     from atlantis.generate.stage import generate as run_generate
 
     run = Run(run_dir)
     pairs = {"source": source, "executor": executor, "batch_size": batch_size, "device": device}
     overrides = [f"generate.{k}={v}" for k, v in pairs.items() if v is not None]
     overrides += [f"generate.options.{item}" for item in option or []]
-    cfg = _generate_config(run, config, [*(set_ or []), *overrides], source)
-    m = run_generate(run, cfg, arm, force=force, progress=is_tty())
+    full = run_config(run, config, [*(set_ or []), *overrides],
+                      switch=("generate", "source", "options", source))  # fmt: skip
+    m = run_generate(run, full.generate, arm, force=force, progress=is_tty())
+    save_run_config(run, full)  # only a config that worked becomes the run's config
     c = m.counts
     console.print(f"{m.stage}: {c.get('images', 0)} images for {c.get('planned', 0)} plan items: "
                   f"{c.get('made', 0)} made, {c.get('reused', 0)} reused, "
@@ -63,19 +65,6 @@ def generate(
     if c.get("failed"):
         console.print(f"[yellow]{c['failed']} item(s) gave no image[/]; reasons in "
                       f"{run.stage_dir(m.stage) / 'failures.jsonl'}")  # fmt: skip
-
-
-def _generate_config(
-    run: Run, config: Path | None, overrides: list[str], source: str | None
-) -> GenerateConfig:
-    """The resolved ``generate`` section, saved into the run's config.
-
-    Options belong to a source: when ``--source`` switches to another one, the options saved
-    for the previous one are dropped (``steps`` would make ``retrieve`` fail).
-    """
-    cfg = run_config(run, config, overrides, switch=("generate", "source", "options", source))
-    save_run_config(run, cfg)
-    return cfg.generate  # type: ignore[attr-defined]
 
 
 @app.command()

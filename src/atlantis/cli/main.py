@@ -266,7 +266,13 @@ def demo(
 
 
 # Command modules of later stages register themselves on ``app`` when imported.
-from atlantis.cli import caption_cmd, filter_cmd, insight_cmd, plan_cmd  # noqa: E402, F401
+from atlantis.cli import (  # noqa: E402, F401
+    caption_cmd,
+    filter_cmd,
+    generate_cmd,
+    insight_cmd,
+    plan_cmd,
+)
 
 
 def main() -> None:  # pragma: no cover - console entry point
