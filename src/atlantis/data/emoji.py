@@ -32,7 +32,7 @@ VENDORS: dict[str, str] = {"google": "Apache-2.0 (Noto Emoji)", "twitter": "CC-B
 EXCLUDED_CATEGORIES = {"Flags", "Component"}  # flags are one shape; components are skin swatches
 EXCLUDED_SUBCATEGORIES = {"alphanum", "keycap"}  # letters and digits, not objects
 MIN_PER_CLASS = 6
-DONE_MARKER = ".complete"
+DONE_MARKER = ".complete-v2"  # v2: adds the retrieval pool (pool.jsonl)
 
 
 def data_home() -> Path:
@@ -46,6 +46,10 @@ def default_emoji_root() -> Path:
 
 def is_ready(root: Path) -> bool:
     return (root / DONE_MARKER).exists() and (root / "manifest.jsonl").exists()
+
+
+def has_pool(root: Path) -> bool:
+    return (root / "pool.jsonl").exists()
 
 
 def fetch_emoji(root: Path | None = None, *, force: bool = False) -> Path:
@@ -78,7 +82,9 @@ def fetch_emoji(root: Path | None = None, *, force: bool = False) -> Path:
             raise AtlantisError(
                 "the emoji packages held no emoji.json; the registry copy is damaged"
             )
-        n = write_manifest(json.loads(emoji_json), build)
+        entries = json.loads(emoji_json)
+        n = write_manifest(entries, build)
+        write_pool(entries, build)
         atomic_write_text(build / "ATTRIBUTION.txt", _attribution())
         atomic_write_text(build / DONE_MARKER, f"{n} images\n")
         if root.exists():
@@ -153,6 +159,52 @@ def write_manifest(entries: list[dict], root: Path) -> int:
             lines.append(json.dumps(row))
     atomic_write_text(root / "manifest.jsonl", "\n".join(lines) + "\n")
     return len(lines)
+
+
+def write_pool(entries: list[dict], root: Path) -> int:
+    """Write ``pool.jsonl``: the vendor images the manifest does NOT use, as a retrieval pool.
+
+    The pool is the other emoji (flags, keycaps, small subcategories) and every skin-tone
+    variant, each captioned with its emoji.json name (the stand-in for web alt-text) and
+    tagged with the subcategory of its base emoji, so a run can withhold the variants of
+    its test classes (a zero-shot test concept must not leak into training). Rows:
+    ``{"file": "<vendor>/<png>", "caption": ..., "subcategory": ...}``, files relative to
+    ``images/``.
+    """
+    used = {e["image"] for e in select_emoji(entries)}
+    rows = []
+    for e in sorted(entries, key=lambda e: e.get("sort_order", 0)):
+        name = e["name"].lower()
+        variants = [(e["image"], name)] if e["image"] not in used else []
+        for tone, v in sorted((e.get("skin_variations") or {}).items()):
+            variants.append((v["image"], f"{name}: {_TONES.get(tone, 'skin tone')}"))
+        for image, caption in variants:
+            for vendor in VENDORS:
+                if (root / "images" / vendor / image).exists():
+                    rows.append({"file": f"{vendor}/{image}", "caption": f"{caption} emoji",
+                                 "subcategory": e.get("subcategory", "")})  # fmt: skip
+    atomic_write_text(root / "pool.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return len(rows)
+
+
+def pool_captions_without(root: Path, withheld: set[str], out: Path) -> int:
+    """Write the pool's captions file minus rows whose base subcategory is in ``withheld``."""
+    lines = []
+    for line in (root / "pool.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["subcategory"] not in withheld:
+            lines.append(json.dumps({"file": row["file"], "caption": row["caption"]}))
+    atomic_write_text(out, "".join(x + "\n" for x in lines))
+    return len(lines)
+
+
+_TONES = {
+    "1F3FB": "light skin tone",
+    "1F3FC": "medium-light skin tone",
+    "1F3FD": "medium skin tone",
+    "1F3FE": "medium-dark skin tone",
+    "1F3FF": "dark skin tone",
+}
 
 
 def _attribution() -> str:
