@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from atlantis.evaluation.knn import MiB, knn, query_chunk_size
-from atlantis.evaluation.topk import topk_rows
+from atlantis.evaluation.topk import _select_numpy, _select_torch, topk_rows
 
 
 def brute_force(x: np.ndarray, k: int, name: str, c: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +59,18 @@ def test_identical_across_chunk_sizes_and_budgets(data: np.ndarray, name: str) -
         assert torch.equal(dist, ref_dist), kwargs
 
 
+def test_bounded_selection_path_is_chunk_invariant() -> None:
+    # n >= 32 (k+1) and k >= 127: the scan takes topk.py's sampled-bound selection.
+    x = np.random.default_rng(5).normal(size=(5000, 24)).astype(np.float32)
+    x[100] = x[7]  # an exact duplicate pair: each must find the other, never itself
+    ref_idx, ref_dist = knn(x, None, 150)
+    assert ref_idx[7, 0] == 100 and ref_idx[100, 0] == 7
+    assert not (ref_idx == torch.arange(5000)[:, None]).any()
+    for kwargs in ({"chunk_size": 16}, {"chunk_size": 333}, {"memory_budget_bytes": 4 * MiB}):
+        idx, dist = knn(x, None, 150, **kwargs)
+        assert torch.equal(idx, ref_idx) and torch.equal(dist, ref_dist), kwargs
+
+
 @pytest.mark.parametrize("name", ["cosine", "euclidean", "poincare"])
 def test_duplicates_never_return_self(name: str) -> None:
     # Every row identical: all other items tie, so each query gets the lowest other indices.
@@ -78,32 +90,48 @@ def test_ties_at_the_k_boundary_prefer_lower_index() -> None:
     assert idx[1].tolist() == [3, 5, 0]  # exact duplicate 3 first, never itself
 
 
-def stable_reference(key: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    vals, idx = key.sort(dim=1, stable=True)
-    return vals[:, :k], idx[:, :k]
+def adversarial_keys(rows: int = 10, n: int = 10_000) -> torch.Tensor:
+    """Rows that stress the sampled bound of topk.py and its fallbacks.
 
-
-@pytest.mark.parametrize("k", [5, 150, 300])
-def test_selection_is_exact_on_large_rows_with_ties(k: int) -> None:
-    # Rows of 10,000 keys exercise the sampled-bound path (k >= 128, n >= 32 k) and its
-    # fallbacks: few distinct values (huge ties), a constant row, an ascending row (sampled
-    # columns unrepresentative) and plain random rows.
+    Few distinct values (huge ties), a constant row, an ascending row, ties below
+    everything, +inf entries, and column patterns aligned with a strided sample or with
+    topk.py's run sample (so the bound keeps too few keys); the rest are random.
+    """
     gen = torch.Generator().manual_seed(0)
-    n = 10_000
-    key = torch.rand((8, n), generator=gen)
+    key = torch.rand((rows, n), generator=gen)
     key[1] = torch.randint(0, 50, (n,), generator=gen).float()
     key[2] = 0.5
     key[3] = torch.arange(n, dtype=torch.float32)
     key[4] = torch.randint(0, 5000, (n,), generator=gen).float()
-    key[5, ::7] = -1.0  # many ties below everything else
+    key[5, ::7] = -1.0
     key[6, torch.randperm(n, generator=gen)[:40]] = torch.inf
-    key[7, ::16] = torch.arange(625) * 1e-6 - 1.0  # column patterns that could mislead a
-    sampled = (torch.arange(n) % 512) < 16  # sampled bound (the second is topk.py's sample)
+    key[7, ::16] = torch.arange(len(range(0, n, 16))) * 1e-6 - 1.0
+    sampled = (torch.arange(n) % 512) < 16
     key[0, sampled] = torch.arange(int(sampled.sum())) * 1e-6 - 2.0
+    return key
+
+
+@pytest.mark.parametrize("k", [5, 150, 300])
+def test_selection_matches_stable_sort(k: int) -> None:
+    # k >= 127 with n >= 32 (k+1) takes the sampled-bound path; k = 5 a plain topk.
+    key = adversarial_keys()
+    ref_vals, ref_idx = key.sort(dim=1, stable=True)
     for row_batch in (1, 3, 100):
         vals, idx = topk_rows(key.clone(), k, row_batch)
-        ref_vals, ref_idx = stable_reference(key, k)
-        assert torch.equal(idx, ref_idx) and torch.equal(vals, ref_vals)
+        assert torch.equal(idx, ref_idx[:, :k]) and torch.equal(vals, ref_vals[:, :k])
+
+
+@pytest.mark.parametrize("m", [151, 301])
+def test_torch_and_numpy_selections_agree(m: int) -> None:
+    # The torch selection serves GPUs; run it on CPU here against the numpy one (CPU path).
+    key = adversarial_keys()
+    ref = key.sort(dim=1).values[:, :m]
+    t_vals, t_idx, t_ok = _select_torch(key, m)
+    n_vals, n_idx, n_ok = (torch.from_numpy(a) for a in _select_numpy(key.numpy(), m))
+    assert torch.equal(t_ok, n_ok) and not bool(t_ok.all()) and bool(t_ok.any())
+    for vals, idx in ((t_vals, t_idx), (n_vals, n_idx)):
+        assert torch.equal(vals[t_ok].sort(dim=1).values, ref[t_ok])
+        assert torch.equal(key.gather(1, idx)[t_ok], vals[t_ok])
 
 
 def test_separate_gallery_and_explicit_exclude_self(data: np.ndarray) -> None:

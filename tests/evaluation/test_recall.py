@@ -55,6 +55,17 @@ def test_label_types_are_preserved_and_to_dict_is_json() -> None:
     assert d["distance"] == "euclidean" and d["num_queries"] == 6
 
 
+def test_object_and_tensor_labels() -> None:
+    as_object = np.array(LINE_LABELS, dtype=object)  # what a pandas str column gives
+    m = evaluate_retrieval(line_embeddings(), as_object, ks=(1,), distance="euclidean")
+    assert m.per_class_r1 == {"A": 2 / 3, "B": 0.0, "C": 0.0}
+    codes = torch.tensor([0, 0, 1, 0, 1, 2])
+    m = evaluate_retrieval(
+        torch.from_numpy(line_embeddings()), codes, ks=(1,), distance="euclidean"
+    )
+    assert m.per_class_r1 == {0: 2 / 3, 1: 0.0, 2: 0.0} and m.recall == {1: 2 / 6}
+
+
 def test_exact_duplicates_never_count_as_own_neighbour() -> None:
     # Two pairs of identical points; each query's duplicate has the *other* label, so a
     # query that found itself would score R@1 = 1 instead of 0. Rank 2 is a tie between the

@@ -1,7 +1,7 @@
-"""Pairwise distances for exact retrieval, computed block by block in torch.
+"""Pairwise distances for exact retrieval, computed block by block on torch tensors.
 
 A retrieval scan computes one *block* at a time: a chunk of queries against the whole gallery.
-At SOP scale that block holds billions of entries, so every elementwise pass over it costs
+At SOP scale the blocks hold billions of entries in total, so every elementwise pass costs
 real time. Each distance therefore splits into three steps:
 
 * ``prepare`` runs once per set and caches what the blocks reuse (unit vectors, squared norms,
@@ -13,6 +13,7 @@ real time. Each distance therefore splits into three steps:
 
 Ranking on the key instead of the distance is exact up to rounding: a per-row monotone map
 never reorders two entries, it can only merge two keys that round to the same distance.
+The one matrix product per block is :func:`matmul_nt` (numpy's OpenBLAS on CPU, see there).
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ __all__ = [
 ]
 
 DEFAULT_CURVATURE = 0.1
-
-
 _GEMM_ROW_SPLIT = 16  # per-thread row slices are multiples of this (see knn.ROW_TILE)
 
 
@@ -70,7 +69,8 @@ def matmul_nt(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     one thread per call); without it, or on GPU, this is ``torch.mm``.
     """
     controller = _blas_controller()
-    if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64) or not controller:
+    numpy_ok = a.device.type == "cpu" and a.dtype in (torch.float32, torch.float64)
+    if controller is None or not numpy_ok or a.requires_grad or b.requires_grad:
         return torch.mm(a, b.T, out=out)
     if out is None:
         out = a.new_empty((a.shape[0], b.shape[0]))

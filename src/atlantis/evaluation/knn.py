@@ -15,7 +15,7 @@ Guarantees that retrieval metrics depend on:
   keys the lower gallery index comes first, including at the k-th position boundary. The
   result is thus a function of the keys only, not of topk internals; and since query blocks
   are padded to a fixed row multiple (``ROW_TILE``), the keys themselves came out
-  bit-identical for every chunk size / memory budget we tested (MKL, CPU).
+  bit-identical for every chunk size / memory budget we tested (OpenBLAS and MKL, CPU).
 """
 
 from __future__ import annotations
@@ -96,10 +96,10 @@ def query_chunk_size(
     """Number of queries per chunk so that one chunk's working memory fits the budget.
 
     Per query row a chunk holds one row of ranking keys (``num_gallery`` values) and one row
-    of candidate flags (1 byte each), plus a few copies of up to ``4 (k+1)`` candidates (their
-    coordinates, a padded candidate table, topk output and sorts). The budget does not cover
-    the fixed cost of the prepared gallery (one [N, dim] copy at most). At least one query is
-    always processed, even if a single row exceeds the budget.
+    of candidate flags (1 byte each), plus a few copies of up to ``4 (k+1)`` candidates (see
+    :mod:`atlantis.evaluation.topk`: positions, a padded candidate table, selection output
+    and sorts). The budget does not cover the fixed cost of the prepared gallery (one
+    [N, dim] copy at most). At least one query is processed, even if one row exceeds it.
     """
     if memory_budget_bytes <= 0:
         raise ValueError(f"memory_budget_bytes must be > 0, got {memory_budget_bytes}")
@@ -169,8 +169,9 @@ def iter_knn(
         chunk_size = query_chunk_size(num_gallery, k, itemsize, memory_budget_bytes)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    # Fallback full sorts/topks hold copies of whole rows: batch them within the budget too.
-    sort_rows = max(1, memory_budget_bytes // (2 * num_gallery * (itemsize + _INDEX_BYTES)))
+    # The selection's worst case (every key of a row tied: fallback topk / stable sort) holds
+    # about two copies of a row's keys plus int64 indices: batch rows within the budget too.
+    row_batch = max(1, memory_budget_bytes // (2 * num_gallery * (itemsize + _INDEX_BYTES)))
 
     num_queries = q_raw.shape[0]
     rows_max = min(chunk_size, num_queries)
@@ -188,7 +189,7 @@ def iter_knn(
         if exclude_self:
             rows = torch.arange(stop - start, device=dev)
             key[rows, rows + start] = torch.inf
-        vals, idx = topk_rows(key, k, sort_rows)
+        vals, idx = topk_rows(key, k, row_batch)
         distances = dist.finalize(vals, q).to("cpu", torch.float32)
         yield KnnChunk(start, idx.to("cpu", torch.int64), distances)
 

@@ -97,6 +97,11 @@ def _encode_labels(labels: Any, num_items: int) -> tuple[np.ndarray, np.ndarray]
         raise ValueError(
             f"labels: expected one label per embedding row ({num_items}), got {len(arr)}"
         )
+    if arr.dtype == object:  # e.g. a pandas column of str: accept all-str or all-int
+        if all(isinstance(v, str) for v in arr):
+            arr = arr.astype(str)
+        elif all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in arr):
+            arr = arr.astype(np.int64)
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError("labels: float labels must be finite (NaN never equals itself)")
     if arr.dtype.kind not in "biufUS":
