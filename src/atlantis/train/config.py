@@ -1,0 +1,134 @@
+"""The ``train`` section of a run's config: the DML recipe, and presets that fill it.
+
+Defaults follow hyp_metric / ATLANTIS (Poincaré head, c = 0.1, clip_r = 2.3, pairwise
+cross-entropy with tau = 0.2, AdamW, grad clip 3, m samples per class) except the backbone,
+which defaults to the offline EfficientNet-Lite0. ``PRESETS`` hold whole recipes:
+
+* ``dino``: the paper's setting (DINO ViT-S/16, lr 1e-5, patch embedding frozen, 224 px).
+  The batch is 900 = 100 classes x 9 on the paper's GPUs; smaller datasets get
+  ``m_per_class x classes`` (see ``data.EpochBatchSampler``).
+* ``demo``: a CPU recipe for the offline emoji demo, minutes on 2 cores (see its comment).
+
+Like ``InsightConfig`` this does not subclass ``atlantis.config.Section`` (that module
+imports this one to build ``AtlantisConfig``); the model config is the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Keys that change speed or logging, not the trained weights: out of every config hash.
+RUNTIME_KEYS = frozenset({"device", "num_workers", "eval_batch_size", "tensorboard"})
+#: Keys used only after training (feedback): out of the checkpoint's hash, so changing them
+#: re-runs the stage's last step without refusing the finished checkpoints.
+POST_TRAINING_KEYS = frozenset({"feedback_k", "feedback_tau"})
+
+
+class TrainConfig(BaseModel):
+    """Deep metric learning on real (+ kept synthetic) training images."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # model
+    backbone: str = "efficientnet-lite0"  # or timm:<name>, transformers:<id or folder>
+    pretrained: bool | str = True  # timm: True, False (seeded random) or a checkpoint file
+    backbone_options: dict[str, Any] = Field(default_factory=dict)  # timm: e.g. drop_path_rate
+    image_size: int | None = Field(None, ge=16)  # None: the backbone's native size
+    embedding_dim: int = Field(128, gt=0)
+    head: Literal["sphere", "poincare"] = "poincare"
+    head_init: Literal["default", "orthogonal"] = "default"  # orthogonal: start as the backbone
+    curvature: float = Field(0.1, gt=0)
+    clip_r: float | None = Field(2.3, gt=0)
+    trainable_blocks: int | None = Field(None, ge=0)  # None: whole backbone; 0: head only
+    freeze_patch_embed: bool = True  # ViTs (hyp_metric freezes it); ignored by CNNs
+    # loss
+    loss: str = "pairwise_ce"  # or pml:<LossName>, e.g. pml:MultiSimilarityLoss
+    loss_options: dict[str, Any] = Field(default_factory=dict)
+    tau: float = Field(0.2, gt=0)  # pairwise_ce temperature
+    miner: str | None = None  # pml:<MinerName>, e.g. pml:TripletMarginMiner
+    miner_options: dict[str, Any] = Field(default_factory=dict)
+    # optimisation
+    lr: float = Field(1e-5, gt=0)  # backbone (1e-5 for DINO, 3e-5 for supervised ViTs)
+    head_lr: float | None = Field(None, gt=0)  # linear head + loss parameters; None: lr
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float | None = Field(3.0, gt=0)
+    scheduler: Literal["constant", "cosine"] = "constant"
+    warmup_epochs: float = Field(0.0, ge=0)
+    epochs: int = Field(50, gt=0)
+    batch_size: int = Field(900, gt=1)  # per process
+    m_per_class: int = Field(9, ge=2)
+    augment: bool = True  # RandomResizedCrop(0.2-1) + flip; False: the eval crop
+    # Compute the frozen trunk's output once per image and train only the rest on it: exact
+    # when augment is false (the trunk is frozen, in eval mode); for CPU runs on small data.
+    cache_trunk: bool = False
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"  # auto: off on CPU
+    synthetic_ratio: float | None = Field(None, ge=0, le=1)
+    seed: int = 0
+    # model selection on the validation split (never on test)
+    eval_every: int = Field(1, gt=0)
+    # training feedback (Algorithm 2)
+    feedback_k: int = Field(5, ge=0)
+    feedback_tau: float = Field(0.5, ge=0, le=1)
+    # runtime
+    device: str = "auto"
+    num_workers: int = Field(0, ge=0)
+    eval_batch_size: int = Field(64, gt=0)
+    tensorboard: bool = True  # when the tensorboard package is installed
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.batch_size % self.m_per_class:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of m_per_class "
+                f"({self.m_per_class}): each batch holds batch_size / m_per_class classes"
+            )
+        if self.cache_trunk and (self.augment or self.trainable_blocks is None):
+            raise ValueError(
+                "cache_trunk needs augment=false (each image's trunk output is computed once, "
+                "from its eval crop) and trainable_blocks set (what is not trained is cached)"
+            )
+        return self
+
+    def training_dict(self) -> dict[str, Any]:
+        """The keys that determine the trained weights (what a checkpoint must match)."""
+        data = self.model_dump(mode="json")
+        for key in RUNTIME_KEYS | POST_TRAINING_KEYS:
+            data.pop(key, None)
+        return data
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "dino": {
+        "backbone": "timm:vit_small_patch16_224.dino",
+        "image_size": 224,
+        "lr": 1e-5,
+        "freeze_patch_embed": True,
+        "batch_size": 900,
+        "m_per_class": 9,
+        "epochs": 50,
+    },
+    # CPU, 2 cores, ~1,600 emoji: train the last 2 blocks of EfficientNet-Lite0 and the head
+    # at 128 px on cached trunk outputs (no augmentation, so caching is exact): a few minutes.
+    "demo": {
+        "backbone": "efficientnet-lite0",
+        "image_size": 128,
+        "trainable_blocks": 2,
+        "augment": False,
+        "cache_trunk": True,
+        "lr": 1e-4,
+        "head_lr": 1e-3,
+        "epochs": 20,
+        "batch_size": 64,
+        "m_per_class": 4,
+        "device": "cpu",
+    },
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """A ``TrainConfig`` from a named preset, with ``overrides`` on top."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown train preset {name!r}; valid: {', '.join(PRESETS)}")
+    return TrainConfig(**{**PRESETS[name], **overrides})
