@@ -20,6 +20,7 @@ from atlantis.generate.config import GenerateConfig
 from atlantis.insight.config import InsightConfig
 from atlantis.plan.config import PlanConfig
 from atlantis.store.atomic import atomic_write_text
+from atlantis.train.config import TrainConfig
 
 
 class Section(BaseModel):
@@ -76,6 +77,7 @@ class AtlantisConfig(Section):
     plan: PlanConfig = Field(default_factory=PlanConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 

@@ -272,6 +272,7 @@ from atlantis.cli import (  # noqa: E402, F401
     generate_cmd,
     insight_cmd,
     plan_cmd,
+    train_cmd,
 )
 
 

@@ -23,7 +23,7 @@ EMBEDDERS = Registry[Embedder]("embedder")
 DEFAULT_EMBEDDER = "efficientnet-lite0"
 
 #: Registered names used as ``<backend>:<model>`` (the others are complete names).
-BACKENDS_WITH_MODEL = frozenset({"timm", "open_clip", "transformers"})
+BACKENDS_WITH_MODEL = frozenset({"timm", "open_clip", "transformers", "checkpoint"})
 
 
 def _efficientnet(variant: str) -> None:
@@ -100,3 +100,8 @@ def list_embedders() -> dict[str, str]:
         (f"{name}:<model>" if name in BACKENDS_WITH_MODEL else name): help_
         for name, help_ in EMBEDDERS.describe().items()
     }
+
+
+# Registers ``checkpoint:`` (models trained by ``atlantis train``); it imports this module,
+# so it is imported last. It loads torch only when a model loads.
+from atlantis.embed import checkpoint_backend  # noqa: E402, F401
