@@ -27,7 +27,7 @@ from PIL import Image
 
 from atlantis.caption.base import Captioner
 from atlantis.embed.base import import_optional
-from atlantis.embed.cache import weights_fingerprint
+from atlantis.embed.cache import weights_identity
 from atlantis.errors import ConfigError
 
 #: Bump when prompting or decoding changes, so cached captions are not reused.
@@ -87,10 +87,7 @@ class TransformersCaptioner(Captioner):
 
     @property
     def key(self) -> str:
-        if self.is_local:
-            weights = f"dir:{weights_fingerprint(self.source)}"
-        else:
-            weights = f"hub:{self.source}@{self.revision or 'main'}"
+        weights = weights_identity(self.source, self.revision)
         settings = {"prompt": self.prompt, "max_new_tokens": self.max_new_tokens,
                     "num_beams": self.num_beams, "dtype": self.torch_dtype or "float32"}  # fmt: skip
         return f"transformers-caption v{KEY_VERSION} weights={weights} " + json.dumps(

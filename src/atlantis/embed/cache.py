@@ -47,6 +47,14 @@ def content_hash(path: Path) -> str:
         raise DataError(f"cannot read file ({exc.strerror or exc})", path) from exc
 
 
+def weights_identity(source: str, revision: str | None = None) -> str:
+    """Cache-key identity of model weights: a content digest for a local folder or file, the
+    hub id and revision otherwise (a model retrained in place then never serves stale vectors)."""
+    if Path(source).exists():
+        return f"dir:{weights_fingerprint(source)}"
+    return f"hub:{source}@{revision or 'main'}"
+
+
 def weights_fingerprint(path: Path | str) -> str:
     """Short content digest of a local checkpoint file or model folder, for cache keys.
 

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from atlantis.embed.base import Embedder, import_optional
-from atlantis.embed.cache import weights_fingerprint
+from atlantis.embed.cache import weights_identity
 from atlantis.embed.preprocess import to_rgb
 from atlantis.errors import ConfigError
 
@@ -74,10 +74,7 @@ class TransformersEmbedder(Embedder):
 
     @property
     def key(self) -> str:
-        if self.is_local:
-            weights = f"dir:{weights_fingerprint(self.source)}"
-        else:
-            weights = f"hub:{self.source}@{self.revision or 'main'}"
+        weights = weights_identity(self.source, self.revision)
         return f"transformers v{KEY_VERSION} weights={weights} pooling={self.pooling}"
 
     @property
