@@ -5,9 +5,11 @@ Launch on several GPUs (DDP) with either of::
     accelerate launch --num_processes 8 -m atlantis.cli.main train RUN --arm baseline
     torchrun --nproc_per_node 8 -m atlantis.cli.main train RUN --arm baseline
 
-(``pip install 'atlantis-augment[dist]'`` for accelerate). ``accelerate.Accelerator`` then
-sets up the process group, the device of each process and the DDP wrapper. Everything
-else is the same code as on one CPU, which needs no accelerate at all:
+or give either launcher the console script instead of ``-m``: ``$(which atlantis) train
+RUN``; CPUs work too (gloo), e.g. ``torchrun --nproc_per_node 2``. Several processes need
+accelerate (``pip install 'atlantis-augment[dist]'``): ``accelerate.Accelerator`` sets up
+the process group, each process's device and the DDP wrapper. Everything else is the same
+code as on one CPU, which needs no accelerate at all:
 
 * mixed precision is ``torch.autocast`` plus a ``GradScaler`` for fp16, owned here rather
   than by accelerate, so a single-process run behaves identically with or without it;
