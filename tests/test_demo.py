@@ -28,7 +28,9 @@ def _slice(src, dest, n_classes=8):
 def test_demo_runs_end_to_end_on_real_emoji(tmp_path):
     full = fetch_emoji()  # already there after scripts/setup.sh; fetched from npm otherwise
     n = _slice(full, tmp_path / "emoji")
-    results = run_demo(tmp_path / "run", root=tmp_path / "emoji", image_size=64, budget=20, progress=False)
+    results = run_demo(
+        tmp_path / "run", root=tmp_path / "emoji", image_size=64, budget=20, progress=False
+    )
     assert set(results) == {"val", "test"}
     for res in results.values():
         assert 0.0 <= res["R@1"] <= res["R@2"] <= res["R@4"] <= res["R@8"] <= 1.0
