@@ -278,3 +278,7 @@ from atlantis.cli import (  # noqa: E402, F401
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # accelerate launch -m atlantis.cli.main train RUN ...
+    main()
