@@ -168,4 +168,14 @@ class Detector(ABC):
         """Score every item; inputs named in ``requires`` are guaranteed present."""
 
 
+class RatioDetector(Detector):
+    """A detector flagging items whose count falls below ``threshold`` x an expected count."""
+
+    def __init__(self, threshold: float = 0.5, max_listed: int = 20) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        self.threshold = threshold
+        self.max_listed = max_listed
+
+
 DETECTORS: Registry[Detector] = Registry("detector")

@@ -16,27 +16,21 @@ import numpy as np
 
 from atlantis.insight.detectors.base import (
     DETECTORS,
-    Detector,
     DetectorInputs,
     DetectorResult,
     ItemIssue,
+    RatioDetector,
 )
 
 __all__ = ["ClassImbalance"]
 
 
 @DETECTORS.register("class_imbalance", help="classes with few images relative to the median")
-class ClassImbalance(Detector):
+class ClassImbalance(RatioDetector):
     """Classes with fewer than ``threshold`` x the median class count of training images."""
 
     name = "class_imbalance"
     requires = frozenset({"records"})
-
-    def __init__(self, threshold: float = 0.5, max_listed: int = 20) -> None:
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-        self.threshold = threshold
-        self.max_listed = max_listed
 
     def run(self, inputs: DetectorInputs) -> DetectorResult:
         counts = Counter(r.label for r in inputs.records)

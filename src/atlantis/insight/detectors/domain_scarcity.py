@@ -24,10 +24,10 @@ from scipy.stats import chi2 as chi2_dist
 
 from atlantis.insight.detectors.base import (
     DETECTORS,
-    Detector,
     DetectorInputs,
     DetectorResult,
     ItemIssue,
+    RatioDetector,
 )
 
 __all__ = ["DomainScarcity", "domain_chi_square"]
@@ -49,17 +49,11 @@ def domain_chi_square(counts: list[int]) -> dict[str, Any]:
 
 
 @DETECTORS.register("domain_scarcity", help="class x domain cells far below an even spread")
-class DomainScarcity(Detector):
+class DomainScarcity(RatioDetector):
     """Cells with fewer than ``threshold`` x the class's even share of images."""
 
     name = "domain_scarcity"
     requires = frozenset({"class_domain_counts"})
-
-    def __init__(self, threshold: float = 0.5, max_listed: int = 20) -> None:
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-        self.threshold = threshold
-        self.max_listed = max_listed
 
     def run(self, inputs: DetectorInputs) -> DetectorResult:
         table = inputs.class_domain_counts or {}
