@@ -192,6 +192,35 @@ def test_cached_trunk_trains_like_the_full_model(ingested: Path, tmp_path: Path)
     assert m0["test_recall"] == pytest.approx(m1["test_recall"], abs=0.03)
 
 
+def test_trunk_outputs_are_computed_once_per_run(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second training of the run (another recipe, arm or seed) reuses every trunk output."""
+    from atlantis.train import trunk as trunk_module
+
+    calls: list[int] = []
+    real = trunk_module.embed_paths
+
+    def counting(model, paths, **kwargs):
+        calls.append(len(paths))
+        return real(model, paths, **kwargs)
+
+    monkeypatch.setattr(trunk_module, "embed_paths", counting)
+    cfg = tiny_config(epochs=1, augment=False, trainable_blocks=1, head="sphere",
+                      cache_trunk=True)  # fmt: skip
+    train(run, cfg, progress=False)
+    first = sum(calls)
+    records, _ = load_ingested(run)
+    assert first == len(records)  # train, val and test, each image once
+    calls.clear()
+    train(run, cfg.model_copy(update={"lr": cfg.lr * 2}), force=True, progress=False)
+    assert calls == []
+    # and the cached path embeds like the model itself
+    model = ckpt.load_model(run.stage_dir("train/baseline") / ckpt.BEST)
+    test = labelled_images(run, [r for r in records if r.split == "test"])
+    direct = embed_paths(model, test.paths)
+    stored = np.load(run.stage_dir("train/baseline") / "embeddings" / "test.npy")
+    np.testing.assert_allclose(stored, direct, atol=1e-5)
+
+
 def test_augmented_arm_trains_on_the_kept_synthetic_images(run: Run) -> None:
     records, _ = load_ingested(run)
     train_recs = [r for r in records if r.split == "train"]

@@ -45,7 +45,13 @@ from atlantis.train.losses import build_loss
 from atlantis.train.metrics_log import MetricsLog
 from atlantis.train.model import EmbeddingModel, build_model, freeze, image_transforms
 from atlantis.train.runtime import Runtime
-from atlantis.train.trunk import FromTrunk, embed_trunk_outputs, split_backbone, trunk_outputs
+from atlantis.train.trunk import (
+    FromTrunk,
+    embed_trunk_outputs,
+    split_backbone,
+    trunk_key,
+    trunk_outputs,
+)
 
 #: Called after each epoch's checkpoint is written, with the epoch and its metrics row.
 Callback = Callable[[int, dict[str, Any]], None]
@@ -115,9 +121,13 @@ def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
 
 def fit(cfg: TrainConfig, train: LabelledImages, val: LabelledImages | None, out_dir: Path, *,
         inputs: dict[str, str], runtime: Runtime | None = None, progress: bool = True,
-        max_epochs_this_call: int | None = None,
-        callbacks: Sequence[Callback] = ()) -> FitResult:  # fmt: skip
-    """Train (or resume) into ``out_dir``: ``last.pt``, ``best.pt``, ``metrics.csv``."""
+        max_epochs_this_call: int | None = None, callbacks: Sequence[Callback] = (),
+        trunk_cache: Path | None = None) -> FitResult:  # fmt: skip
+    """Train (or resume) into ``out_dir``: ``last.pt``, ``best.pt``, ``metrics.csv``.
+
+    ``trunk_cache``: a folder where ``cache_trunk`` keeps the frozen trunk's outputs by
+    image content, shared by every training of a run (arms, seeds, resumes).
+    """
     rt = runtime or Runtime(cfg.device, cfg.mixed_precision)
     out_dir = Path(out_dir)
     warn_singletons(train)
@@ -128,7 +138,9 @@ def fit(cfg: TrainConfig, train: LabelledImages, val: LabelledImages | None, out
     if cfg.cache_trunk:
         assert cfg.trainable_blocks is not None
         trunk, rest = split_backbone(model, cfg.trainable_blocks)
-        opts = {"batch_size": cfg.eval_batch_size, "num_workers": cfg.num_workers, "runtime": rt}
+        opts = {"batch_size": cfg.eval_batch_size, "num_workers": cfg.num_workers, "runtime": rt,
+                "cache_dir": trunk_cache,
+                "key": trunk_key(model, cfg.trainable_blocks, cfg.pretrained, cfg.seed)}  # fmt: skip
         cached["train"] = trunk_outputs(model, trunk, train, **opts)
         if evaluable(val):
             assert val is not None

@@ -45,6 +45,7 @@ from atlantis.train.feedback import FEEDBACK_FILE, feedback_report, write_feedba
 from atlantis.train.inference import embed_paths
 from atlantis.train.loop import Callback, fit
 from atlantis.train.runtime import Runtime
+from atlantis.train.trunk import embed_via_trunk
 
 BASELINE = "baseline"
 
@@ -94,7 +95,7 @@ def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | Non
         raise StageError(f"run {run.root}: no training images; re-ingest with a train split")
     kwargs: dict[str, Any] = dict(inputs=inputs, runtime=rt, progress=progress and rt.is_main,
                                   max_epochs_this_call=max_epochs_this_call,
-                                  callbacks=callbacks)  # fmt: skip
+                                  callbacks=callbacks, trunk_cache=trunk_cache_dir(run))  # fmt: skip
     if force and rt.is_main:  # before any process can read the old checkpoints
         _clear_checkpoints(run.stage_dir(name))
     if rt.world_size > 1:  # every process must agree before the main one writes anything
@@ -123,6 +124,11 @@ def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | Non
             ctx.add_output(ctx.dir / f)
     rt.wait()
     return run.require(name)
+
+
+def trunk_cache_dir(run: Run) -> Path:
+    """Where ``cache_trunk`` keeps frozen-trunk outputs: one store per run, shared by arms."""
+    return run.root / "cache" / "trunk"
 
 
 def _clear_checkpoints(folder: Path) -> None:
@@ -154,9 +160,15 @@ def _report(ctx: Any, cfg: TrainConfig, model: Any, data: dict[str, LabelledImag
     vectors = {}
     for split, images in embed.items():  # the test split is read here, after selection
         with ctx.timer(f"embed_{split}_s"):
-            vectors[split] = embed_paths(model, images.paths, batch_size=cfg.eval_batch_size,
-                                         num_workers=cfg.num_workers, runtime=rt,
-                                         progress=progress, desc=f"embedding {split}")  # fmt: skip
+            if cfg.cache_trunk and cfg.trainable_blocks is not None:
+                vectors[split] = embed_via_trunk(
+                    model, images, cfg.trainable_blocks, cfg.pretrained, cfg.seed,
+                    cache_dir=trunk_cache_dir(ctx.run), batch_size=cfg.eval_batch_size,
+                    num_workers=cfg.num_workers, runtime=rt)  # fmt: skip
+            else:
+                vectors[split] = embed_paths(model, images.paths, batch_size=cfg.eval_batch_size,
+                                             num_workers=cfg.num_workers, runtime=rt,
+                                             progress=progress, desc=f"embedding {split}")  # fmt: skip
         _save_embeddings(ctx, split, vectors[split], images.ids)
     test = embed.get("test")
     if test is not None and len(test) >= 2 and len(np.unique(test.labels)) >= 2:

@@ -12,6 +12,7 @@ training image (EfficientNet-Lite0 at 128 px, last 2 blocks trained: 192x4x4 flo
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,10 @@ def split_backbone(model: EmbeddingModel, trainable_blocks: int) -> tuple[Any, A
     )
 
 
+#: Images per cache shard when trunk outputs are cached on disk.
+CACHE_CHUNK = 512
+
+
 class FromTrunk(nn.Module):
     """Cached trunk outputs -> embeddings: the trainable rest of a model as one module.
 
@@ -83,14 +88,69 @@ class FromTrunk(nn.Module):
         return self.model.embed_features(self._rest(h))
 
 
+def trunk_key(model: EmbeddingModel, trainable_blocks: int, pretrained: bool | str,
+              seed: int) -> str:  # fmt: skip
+    """What a trunk output depends on besides the image: weights, depth, crop and resize.
+
+    Pretrained weights (``True``: packaged or hub) are named as such, a checkpoint file by
+    its content digest, and seeded random weights (``False``) by the seed that drew them,
+    so two seeds never share outputs while a trained model (its trunk still frozen at the
+    start weights) finds the outputs its training cached.
+    """
+    from atlantis.embed.cache import weights_fingerprint
+
+    if pretrained is True:
+        weights = "pretrained"
+    elif pretrained is False:
+        weights = f"random-seed-{seed}"
+    else:
+        weights = f"file:{weights_fingerprint(pretrained)}"
+    info = model.info
+    return (f"trunk-v1:{info.get('kind')}:{info.get('name')}:{weights}:size={model.image_size}:"
+            f"{model.interpolation}:frozen-all-but={trainable_blocks}")  # fmt: skip
+
+
 def trunk_outputs(model: EmbeddingModel, trunk: Callable[[Tensor], Tensor],
                   images: LabelledImages, *, batch_size: int = 64, num_workers: int = 0,
-                  runtime: Runtime | None = None) -> Tensor:  # fmt: skip
-    """The trunk's output for every image's eval crop (on the CPU)."""
-    vectors = embed_paths(model, images.paths, batch_size=batch_size, num_workers=num_workers,
-                          runtime=runtime,
-                          forward=lambda pixels: trunk(model.normalize(pixels)))  # fmt: skip
-    return torch.from_numpy(vectors)
+                  runtime: Runtime | None = None, cache_dir: Path | None = None,
+                  key: str | None = None) -> Tensor:  # fmt: skip
+    """The trunk's output for every image's eval crop (on the CPU).
+
+    With ``cache_dir`` and ``key`` the outputs are kept in a content-addressed
+    ``EmbeddingCache`` (by image bytes): every arm and seed of a run trains on the same
+    frozen trunk, so each image goes through it once per run instead of once per training.
+    """
+    forward = lambda pixels: trunk(model.normalize(pixels))  # noqa: E731
+    opts: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers,
+                            "runtime": runtime, "forward": forward}  # fmt: skip
+    if cache_dir is None or key is None or not len(images):
+        return torch.from_numpy(embed_paths(model, images.paths, **opts))
+    from atlantis.embed.cache import EmbeddingCache, content_hash
+
+    cache = EmbeddingCache(cache_dir, key)
+    hashes = [content_hash(p) for p in images.paths]
+    found = cache.get_many(hashes)
+    todo = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values())
+    shape = _trunk_shape(model, trunk)
+    for lo in range(0, len(todo), CACHE_CHUNK):  # one durable shard per chunk: resumable
+        chunk = todo[lo : lo + CACHE_CHUNK]
+        fresh = embed_paths(model, [images.paths[i] for i in chunk], **opts)
+        cache.put_many([hashes[i] for i in chunk], fresh.reshape(len(chunk), -1))
+        found.update(zip((hashes[i] for i in chunk), fresh.reshape(len(chunk), -1), strict=True))
+    flat = np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
+    return torch.from_numpy(flat.reshape(len(hashes), *shape))
+
+
+def _trunk_shape(model: EmbeddingModel, trunk: Callable[[Tensor], Tensor]) -> tuple[int, ...]:
+    """The shape of one trunk output (a dry run on one blank image)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        size = model.image_size
+        out = trunk(model.normalize(torch.zeros(1, 3, size, size, device=device)))
+    model.train(was_training)
+    return tuple(out.shape[1:])
 
 
 def embed_trunk_outputs(net: FromTrunk, features: Tensor, batch_size: int = 64) -> np.ndarray:
@@ -101,3 +161,18 @@ def embed_trunk_outputs(net: FromTrunk, features: Tensor, batch_size: int = 64) 
         out = [net(h.to(device)).float().cpu() for h in features.split(batch_size)]
     net.train(was_training)
     return torch.cat(out).numpy()
+
+
+def embed_via_trunk(model: EmbeddingModel, images: LabelledImages, trainable_blocks: int,
+                    pretrained: bool | str, seed: int, *, cache_dir: Path | None, batch_size: int = 64,
+                    num_workers: int = 0, runtime: Runtime | None = None) -> np.ndarray:  # fmt: skip
+    """Embeddings of ``images`` computed as ``rest(trunk(x))``, the trunk's outputs cached.
+
+    Equal to ``embed_paths(model, ...)`` (the frozen trunk is the pretrained one), but each
+    image's trunk output is reused from training and from the other arms of the run.
+    """
+    trunk, rest = split_backbone(model, trainable_blocks)
+    feats = trunk_outputs(model, trunk, images, batch_size=batch_size, num_workers=num_workers,
+                          runtime=runtime, cache_dir=cache_dir,
+                          key=trunk_key(model, trainable_blocks, pretrained, seed))  # fmt: skip
+    return embed_trunk_outputs(FromTrunk(model, rest), feats, batch_size)
