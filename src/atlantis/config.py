@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from atlantis.caption.config import CaptionConfig
+from atlantis.data.scenarios import ScenarioConfig
 from atlantis.errors import ConfigError
 from atlantis.filtering.config import FilterConfig
 from atlantis.generate.config import GenerateConfig
@@ -37,6 +38,7 @@ class DataConfig(Section):
     seed: int = 0
     skip_bad: bool = False
     verify_images: bool = True
+    scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
 
 
 class EmbedConfig(Section):

@@ -4,23 +4,32 @@ Outputs (``RUN/ingest/``): ``records.jsonl`` (one ``ImageRecord`` per image, spl
 ``dataset.json`` (format, absolute root, class list in dataset order, skipped items).
 Nothing is written until everything has been read and validated, so a failing re-run
 leaves the previous ingest intact.
+
+A scenario (``data.scenario``, :mod:`atlantis.data.scenarios`) is applied after the split:
+``records.jsonl`` then holds the kept records, ``dropped.jsonl`` the training records it
+took away and ``scenario.json`` its summary. Under ``kind: none`` none of that exists and
+the stage's config hash and outputs are exactly those of a run made before scenarios were,
+so existing run folders stay up to date.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from atlantis.config import DataConfig
 from atlantis.data.dataset import Dataset
 from atlantis.data.readers import read_dataset
 from atlantis.data.records import ImageRecord, read_records, write_records
+from atlantis.data.scenarios import apply_scenario
 from atlantis.data.splits import assign_splits, split_summary
 from atlantis.errors import ConfigError, StageError
 from atlantis.store.atomic import atomic_write_text
 from atlantis.store.run import Run, StageManifest
 
 STAGE = "ingest"
+SCENARIO_FILES = ("dropped.jsonl", "scenario.json")
 
 
 def ingest(run: Run, cfg: DataConfig, *, force: bool = False) -> StageManifest:
@@ -30,7 +39,9 @@ def ingest(run: Run, cfg: DataConfig, *, force: bool = False) -> StageManifest:
     root = Path(cfg.root).expanduser().resolve()
     # The dataset's files are inputs too: a changed listing or annotation file re-ingests.
     inputs = {"dataset": _dataset_fingerprint(root)}
-    with run.stage(STAGE, cfg, inputs, force=force) as ctx:
+    scenario_on = cfg.scenario.kind != "none"
+    exclude = None if scenario_on else {"scenario"}  # keeps pre-scenario runs up to date
+    with run.stage(STAGE, cfg, inputs, exclude=exclude, force=force) as ctx:
         if ctx.up_to_date:
             return ctx.previous  # type: ignore[return-value]
         with ctx.timer("read_s"):
@@ -40,6 +51,10 @@ def ingest(run: Run, cfg: DataConfig, *, force: bool = False) -> StageManifest:
             records = assign_splits(
                 dataset, cfg.split, val_fraction=cfg.val_fraction, seed=cfg.seed
             )
+        if scenario_on:
+            with ctx.timer("scenario_s"):
+                result = apply_scenario(records, cfg.scenario)
+            records = result.kept
         ctx.add_output(ctx.dir / "records.jsonl")
         write_records(ctx.dir / "records.jsonl", records)
         ctx.add_output(ctx.dir / "dataset.json")
@@ -51,7 +66,33 @@ def ingest(run: Run, cfg: DataConfig, *, force: bool = False) -> StageManifest:
             ctx.counts[f"{split}_images"] = s["images"]
             ctx.counts[f"{split}_classes"] = s["classes"]
         ctx.info["skipped"] = [s.to_dict() for s in dataset.skipped]
+        if scenario_on:
+            _write_scenario(ctx.dir, result.dropped, result.summary, ctx.add_output)
+            ctx.counts["dropped_images"] = len(result.dropped)
+            ctx.info["scenario"] = _scenario_info(result.summary)
+        else:  # a scenario of an earlier ingest no longer applies
+            for name in SCENARIO_FILES:
+                (ctx.dir / name).unlink(missing_ok=True)
     return run.require(STAGE)
+
+
+def _write_scenario(
+    out: Path, dropped: list[ImageRecord], summary: dict, add_output: Callable[[Path], Path]
+) -> None:
+    write_records(add_output(out / "dropped.jsonl"), dropped)
+    text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+    atomic_write_text(add_output(out / "scenario.json"), text)
+
+
+def _scenario_info(summary: dict) -> dict:
+    """The manifest's short form of ``scenario.json``: what kind, how many classes, domains."""
+    return {
+        "kind": summary["kind"],
+        "classes": len(summary["classes"]),
+        "domains": summary["domains"],
+        "keep": summary["keep"],
+        "dropped_images": summary["dropped_images"],
+    }
 
 
 def _describe(dataset: Dataset) -> dict:
@@ -85,3 +126,14 @@ def load_ingested(run: Run) -> tuple[list[ImageRecord], dict]:
         raise StageError(f"{desc_path} is missing; re-run: atlantis ingest ... --out {run.root}")
     desc = json.loads(desc_path.read_text(encoding="utf-8"))
     return read_records(run.stage_dir(STAGE) / "records.jsonl"), desc
+
+
+def load_scenario(run: Run) -> dict | None:
+    """The ingest scenario's summary (``scenario.json``), or None when no scenario was applied."""
+    m = run.require(STAGE)
+    if "scenario.json" not in m.outputs:
+        return None
+    path = run.stage_dir(STAGE) / "scenario.json"
+    if not path.exists():
+        raise StageError(f"{path} is missing; re-run: atlantis ingest ... --out {run.root} --force")
+    return json.loads(path.read_text(encoding="utf-8"))
