@@ -1,0 +1,289 @@
+"""The run report as one self-contained HTML page, rendered from :class:`ReportData`.
+
+One file (inline CSS and SVG, review images as ``data:`` URIs, no JavaScript and no URL of
+any kind) so a run's result can be mailed, attached to an issue or archived and still opens
+years later. The caveats come first: a reader must see, before any number, that for example
+the insight was written by rules rather than a language model, or that only one seed ran.
+
+Every section whose data is missing is replaced by a one-line note instead of failing: a
+report of a partial run is still worth reading. Every string from the data (class and arm
+names, LLM prose, config values) is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from atlantis.insight.report import _CSS, _e, _fmt, _short, _table
+from atlantis.report.charts import distribution_charts, diverging_bars, review_images
+from atlantis.report.schema import ReportData, metric_order
+from atlantis.store.atomic import atomic_write_text
+
+__all__ = ["render_report"]
+
+_MORE_CSS = """
+.notes{background:#fff4d6;border:1px solid #e5b94a;border-radius:6px;padding:6px 14px}
+nav a{margin-right:12px}.d-pos{color:#17803d}.d-neg{color:#c0262d}.sub{font-size:11px}
+.grid>img{display:block;margin:4px 0 10px;max-width:100%}
+.thumbs{display:flex;align-items:center;gap:4px;margin:4px 0}.thumbs b{width:72px}
+.thumbs img{width:64px;height:64px;object-fit:contain;background:#f7f8fa}
+"""
+
+
+def _pct(x: float | None) -> str:
+    return "\u2014" if x is None else f"{100 * x:.1f}"
+
+
+def _delta(d: float) -> str:
+    cls = "d-pos" if d > 0 else "d-neg" if d < 0 else "muted"
+    return f"<span class='{cls}'>{100 * d:+.1f}</span>"
+
+
+def _htable(header: Sequence[str], rows: Iterable[Sequence[str]], num_from: int = 1) -> str:
+    """A table of pre-escaped HTML cells; columns from ``num_from`` on are right-aligned."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if j >= num_from else ''}>{c}</td>" for j, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _header(data: ReportData, nav: str) -> str:
+    seeds = sorted({s.seed for a in data.arms for s in a.seeds})
+    facts = {
+        "created": data.created or "?",
+        "run": data.run or "?",
+        "baseline": data.baseline,
+        "arms": ", ".join(a.name for a in data.arms) or "none",
+        "seeds": seeds or "none",
+    }
+    meta = "".join(f"<span>{_e(k)}: <b>{_e(_fmt(v))}</b></span>" for k, v in facts.items())
+    notes = "".join(f"<li>{_e(n)}</li>" for n in data.notes)
+    notes = f"<div class='notes'><b>Caveats</b><ul>{notes}</ul></div>" if notes else ""
+    cfg = _table(
+        ["key", "value"], [(k, _short(_fmt(v), 400)) for k, v in data.config_summary.items()]
+    )
+    return (
+        f"<header><h1>{_e(data.title)}</h1><div class='meta'>{meta}</div>{notes}"
+        f"<details><summary>Configuration</summary>{cfg}</details><nav>{nav}</nav></header>"
+    )
+
+
+def _insight(data: ReportData) -> str | None:
+    ins = data.insight
+    if ins is None:
+        return None
+    rules = " rules" if ins.is_language_model is False else ""
+
+    def pills(items: Iterable[str]) -> str:
+        return "".join(f"<span class='pill'>{_e(i)}</span>" for i in items) or "None."
+
+    return (
+        f"<div class='backend{rules}'>Text written by: {_e(ins.backend)}</div>"
+        f"<p>{_e(ins.data_overview)}</p><h3>Under-represented classes</h3>"
+        f"<p>{pills(ins.under_represented)}</p><h3>Scarce cells (class \u00d7 domain)</h3>"
+        f"<p>{pills(f'{c} × {d}' for c, d in ins.scarce_cells)}</p>"
+        f"<h3>New classes suggested</h3><p>{pills(ins.new_classes)}</p>"
+    )
+
+
+def _retrieval(data: ReportData) -> str | None:
+    if not data.arms:
+        return None
+    metrics = metric_order(k for a in data.arms for k in a.summary)
+    best = {
+        m: max((a.summary[m].mean for a in data.arms if m in a.summary), default=None)
+        for m in metrics
+    }
+    base = data.arm(data.baseline)
+    rows = []
+    for arm in data.arms:
+        syn = arm.synthetic_images
+        row = [
+            f"<b>{_e(arm.name)}</b><div class='sub muted'>{_e(arm.description)}</div>",
+            f"{syn.planned:,} / {syn.generated:,} / {syn.kept:,}",
+            str(len(arm.seeds)),
+        ]
+        for m in metrics:
+            stat = arm.summary.get(m)
+            if stat is None:
+                row.append("\u2014")
+                continue
+            cell = f"{_pct(stat.mean)} \u00b1 {_pct(stat.std)} <span class='sub muted'>n={stat.n}</span>"
+            if stat.mean == best[m]:
+                cell = f"<b>{cell}</b>"
+            if base is not None and arm is not base and m in base.summary:
+                cell += f"<div class='sub'>\u0394 {_delta(stat.mean - base.summary[m].mean)}</div>"
+            row.append(cell)
+        rows.append(row)
+    header = ["arm", "synthetic planned / generated / kept", "seeds", *metrics]
+    splits = ", ".join(data.splits_evaluated) or "test (real)"
+    seeds = [
+        (
+            a.name,
+            s.seed,
+            *(_pct(s.metrics().get(m)) for m in metrics),
+            "\u2014" if s.best_epoch is None else s.best_epoch,
+            _pct(s.val_r1),
+        )
+        for a in data.arms
+        for s in a.seeds
+    ]
+    seed_table = _table(
+        ["arm", "seed", *metrics, "best epoch", "val R@1"], seeds, range(1, len(metrics) + 4)
+    )
+    out = (
+        f"<p>Evaluated on: {_e(splits)}. Mean \u00b1 std over seeds, in percent; best mean in "
+        f"bold; \u0394 in points vs {_e(data.baseline)}.</p>{_htable(header, rows)}"
+        f"<details><summary>Per seed</summary>{seed_table}</details>"
+    )
+    if data.synthetic_test:
+        keys = metric_order(k for m in data.synthetic_test.values() for k in m)
+        srows = [(arm, *(_pct(m.get(k)) for k in keys)) for arm, m in data.synthetic_test.items()]
+        out += f"<h3>Synthetic test set X_s</h3>{_table(['arm', *keys], srows, range(1, len(keys) + 1))}"
+    else:
+        out += "<p class='muted'>No synthetic test set was evaluated.</p>"
+    return out
+
+
+def _deltas(data: ReportData) -> str | None:
+    parts = [
+        f"<h3>{_e(arm)} vs {_e(data.baseline)}</h3>{diverging_bars(d)}"
+        for arm, d in data.per_class_delta.items()
+        if d
+    ]
+    if not parts:
+        return None
+    return "<p>Largest per-class R@1 gains and losses, in points (mean over seeds).</p>" + "".join(
+        parts
+    )
+
+
+def _filter(data: ReportData, max_classes: int) -> str | None:
+    if not data.filter:
+        return None
+    rows = [
+        (
+            arm,
+            f.synthetic,
+            f.kept,
+            f.removed,
+            ", ".join(f"{k}: {v:,}" for k, v in f.removed_by_reason.items()),
+        )
+        for arm, f in data.filter.items()
+    ]
+    out = [_table(["arm", "synthetic", "kept", "removed", "removed by reason"], rows, (1, 2, 3))]
+    for arm, f in data.filter.items():
+        shown = review_images(data, f, max_classes)
+        out.append(
+            f"<h3>Review images: {_e(arm)}</h3>{shown or '<p class=muted>No review images found.</p>'}"
+        )
+    return "".join(out)
+
+
+def _adversarial(data: ReportData) -> str | None:
+    adv = data.adversarial
+    if adv is None:
+        return None
+    named = dict.fromkeys([*adv.clean_r1, *(k for r in adv.rows for k in r.r1)])
+    arms = [a.name for a in data.arms if a.name in named]  # the arms' order, then the rest
+    arms += [k for k in named if k not in arms]
+
+    def cells(values: dict[str, float], clean: bool) -> list[str]:
+        top = max(values.values(), default=None)
+        out = []
+        for arm in arms:
+            v = values.get(arm)
+            cell = "\u2014" if v is None else (f"<b>{_pct(v)}</b>" if v == top else _pct(v))
+            if not clean and v is not None and arm in adv.clean_r1:
+                cell += f" <span class='sub'>{_delta(v - adv.clean_r1[arm])}</span>"
+            out.append(cell)
+        return out
+
+    rows = [["clean (no attack)", "", "", *cells(adv.clean_r1, True)]]
+    rows += [
+        [
+            str(r.steps),
+            f"{r.eps:g}",
+            "\u2014" if r.step_size is None else f"{r.step_size:g}",
+            *cells(r.r1, False),
+        ]
+        for r in adv.rows
+    ]
+    return (
+        f"<p>White-box PGD in embedding space: {adv.queries:,} queries against a gallery of "
+        f"{adv.gallery:,}; eps and step size as fractions of the pixel range. R@1 in percent, "
+        f"change vs clean in points.</p>{_htable(['steps', 'eps', 'step size', *arms], rows)}"
+    )
+
+
+def _cost(data: ReportData) -> str | None:
+    cost = data.cost
+    if cost is None:
+        return None
+    rows = [
+        (t.name, f"{t.coefficient_s:,g}", f"{t.count:,g}", f"{t.seconds:,.1f}",
+         f"{100 * t.share:.1f}%", t.source)
+        for t in cost.terms
+    ]  # fmt: skip
+    total = cost.total_seconds
+    rows.append(("total", "", "", f"{total:,.1f}", "100%", f"{_duration(total)} (h:mm:ss)"))
+    notes = "".join(f"<li>{_e(n)}</li>" for n in cost.notes)
+    table = _table(
+        ["term", "coefficient (s)", "count", "seconds", "share", "source"], rows, (1, 2, 3, 4)
+    )
+    return table + (f"<ul>{notes}</ul>" if notes else "")
+
+
+def _timings(data: ReportData) -> str | None:
+    if not data.timings:
+        return None
+    total = sum(data.timings.values()) or 1.0
+    rows = [
+        (k, round(v, 2), _duration(v), f"{100 * v / total:.1f}%") for k, v in data.timings.items()
+    ]
+    rows.append(("total", round(sum(data.timings.values()), 2), _duration(total), "100%"))
+    return _table(["stage", "seconds", "h:mm:ss", "share"], rows, (1, 2, 3))
+
+
+def render_report(data: ReportData, path: Path | str, *, max_grid_classes: int = 6) -> Path:
+    """Write the report to ``path`` atomically and return it.
+
+    ``max_grid_classes`` bounds the review images per arm (and so the file size).
+    """
+    sections = [  # anchor, title, body (None: not in this run), note shown instead
+        ("insight", "Data insight", _insight(data), "No insight in this run."),
+        ("data", "Training data before and after augmentation", distribution_charts(data),
+         "No class counts in this run."),
+        ("retrieval", "Retrieval", _retrieval(data), "No arm was trained."),
+        ("deltas", "Per-class R@1 vs baseline", _deltas(data),
+         "No per-class R@1 to compare with the baseline."),
+        ("filter", "ORDC filter", _filter(data, max_grid_classes), "No filter ran."),
+        ("adversarial", "Adversarial robustness", _adversarial(data),
+         "No adversarial evaluation in this run."),
+        ("cost", "Cost model", _cost(data), "No cost estimate in this run."),
+        ("timings", "Timings", _timings(data), "No timings recorded."),
+    ]  # fmt: skip
+    nav = "".join(f"<a href='#{a}'>{_e(t)}</a>" for a, t, _, _ in sections)
+    body = "".join(
+        f"<section id='{a}'><h2>{_e(t)}</h2>{html or f'<p class=muted>{_e(note)}</p>'}</section>"
+        for a, t, html, note in sections
+    )
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{_e(data.title)}</title><style>{_CSS}{_MORE_CSS}</style></head><body><main>"
+        f"{_header(data, nav)}{body}</main></body></html>\n"
+    )
+    out = Path(path)
+    atomic_write_text(out, page)
+    return out
