@@ -20,6 +20,7 @@ from atlantis.filtering.config import FilterConfig
 from atlantis.generate.config import GenerateConfig
 from atlantis.insight.config import InsightConfig
 from atlantis.plan.config import PlanConfig
+from atlantis.robustness.config import AttackConfig
 from atlantis.store.atomic import atomic_write_text
 from atlantis.train.config import TrainConfig
 
@@ -81,6 +82,7 @@ class AtlantisConfig(Section):
     filter: FilterConfig = Field(default_factory=FilterConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    attack: AttackConfig = Field(default_factory=AttackConfig)
 
 
 def _valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -267,6 +267,7 @@ def demo(
 
 # Command modules of later stages register themselves on ``app`` when imported.
 from atlantis.cli import (  # noqa: E402, F401
+    attack_cmd,
     caption_cmd,
     filter_cmd,
     generate_cmd,
