@@ -269,6 +269,7 @@ def demo(
 from atlantis.cli import (  # noqa: E402, F401
     attack_cmd,
     caption_cmd,
+    estimate_cmd,
     filter_cmd,
     generate_cmd,
     insight_cmd,
