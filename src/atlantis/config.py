@@ -58,8 +58,10 @@ class EvalConfig(Section):
 
     split: Literal["train", "val", "test"] = "test"
     ks: list[int] | None = None  # None: 1,2,4,8, or 1,10,100,1000 for SOP-like sets
-    distance: Literal["cosine", "euclidean", "poincare"] = "cosine"
-    curvature: float = Field(0.1, gt=0)
+    # None: the embedder's own distance (a trained Poincaré head's ``poincare`` and its
+    # curvature; ``cosine`` for feature extractors); set it to compare another way.
+    distance: Literal["cosine", "euclidean", "poincare"] | None = None
+    curvature: float | None = Field(None, gt=0)
     memory_budget_mb: int = Field(256, gt=0)
 
     @field_validator("ks")

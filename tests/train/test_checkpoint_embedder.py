@@ -31,9 +31,10 @@ def test_evaluate_stage_reproduces_the_train_stage_test_recall(run: Run) -> None
     spec = f"checkpoint:{folder}"
     embedder = create_embedder(spec)
     assert embedder.distance == "poincare" and embedder.dim == 16
-    result = evaluate(run, EmbedConfig(embedder=spec, batch_size=8),
-                      EvalConfig(split="test", distance=embedder.distance),
+    # no distance given: the checkpoint's own (the Poincaré ball, its curvature)
+    result = evaluate(run, EmbedConfig(embedder=spec, batch_size=8), EvalConfig(split="test"),
                       progress=False)  # fmt: skip
+    assert result["distance"] == "poincare"
     trained = json.loads((folder / "metrics.json").read_text())
     assert result["R@1"] == pytest.approx(trained["test_recall"]["R@1"])
     assert result["num_queries"] == trained["test"]["num_queries"]

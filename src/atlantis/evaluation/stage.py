@@ -19,6 +19,23 @@ from atlantis.store.atomic import atomic_write_text
 from atlantis.store.run import Run
 
 
+def resolve_distance(embed_cfg: EmbedConfig, cfg: EvalConfig) -> tuple[str, float]:
+    """The distance (and Poincaré curvature) to compare ``embed_cfg``'s vectors with.
+
+    Unset, it is the embedder's own: a checkpoint with a Poincaré head is compared on the
+    ball with its curvature (cosine would rank its vectors differently), everything else
+    with cosine. Reading it costs only the checkpoint's description, not a model load.
+    """
+    distance, curvature = cfg.distance, cfg.curvature
+    if distance is None or curvature is None:
+        from atlantis.embed.registry import create_embedder
+
+        embedder = create_embedder(embed_cfg.embedder, **embed_cfg.options)
+        distance = distance or getattr(embedder, "distance", "cosine")
+        curvature = curvature or float(getattr(embedder, "curvature", 0.1) or 0.1)
+    return distance, curvature
+
+
 def evaluate(run: Run, embed_cfg: EmbedConfig, cfg: EvalConfig, *, force: bool = False,
              progress: bool = True) -> dict:  # fmt: skip
     """Embed if needed, then score retrieval on ``cfg.split``; returns the metrics dict."""
@@ -39,12 +56,14 @@ def evaluate(run: Run, embed_cfg: EmbedConfig, cfg: EvalConfig, *, force: bool =
             )
         labels = np.array([split_of[ids[i]].label for i in rows])
         ks = cfg.ks or list(default_ks(len(rows), len(set(labels.tolist()))))
+        distance, curvature = resolve_distance(embed_cfg, cfg)
         with ctx.timer("search_s"):
             metrics = evaluate_retrieval(
-                vectors[rows], labels, ks=ks, distance=cfg.distance,
-                curvature=cfg.curvature, memory_budget_bytes=cfg.memory_budget_mb << 20,
+                vectors[rows], labels, ks=ks, distance=distance,
+                curvature=curvature, memory_budget_bytes=cfg.memory_budget_mb << 20,
             )  # fmt: skip
-        result = {"split": cfg.split, "embedder": embed_cfg.embedder, **metrics.to_dict()}
+        result = {"split": cfg.split, "embedder": embed_cfg.embedder, "distance": distance,
+                  **metrics.to_dict()}  # fmt: skip
         ctx.add_output(ctx.dir / "metrics.json")
         atomic_write_text(ctx.dir / "metrics.json", json.dumps(result, indent=2) + "\n")
         ctx.counts.update(queries=metrics.num_queries, classes=metrics.num_classes)
