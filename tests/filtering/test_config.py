@@ -36,6 +36,11 @@ def test_unknown_keys_and_ranges() -> None:
     with pytest.raises(ValidationError):
         FilterConfig(dedup_scope="world")
     assert FilterConfig(dedup_threshold=None).dedup_threshold is None
+    assert FilterConfig().dedup_threshold == "auto"
+    with pytest.raises(ValidationError):
+        FilterConfig(dedup_threshold="high")
+    with pytest.raises(ValidationError, match="dedup_threshold"):
+        FilterConfig(dedup_threshold=0)
 
 
 def test_delta_tags() -> None:

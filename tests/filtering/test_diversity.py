@@ -106,3 +106,26 @@ def test_bad_inputs(kwargs: dict, message: str) -> None:
     args = {"embeddings": unit(0, 1), "labels": ["a", "a"], "threshold": 0.9} | kwargs
     with pytest.raises(ValueError, match=message):
         diversity_keep(**args)
+
+
+def test_auto_threshold_is_how_close_distinct_real_images_get() -> None:
+    from atlantis.filtering.diversity import AUTO_FALLBACK, auto_threshold
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(1, 16))
+    # 200 distinct images, all close to one direction (like one backbone's features)
+    real = base + 0.05 * rng.normal(size=(200, 16))
+    unit = real / np.linalg.norm(real, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -1)
+    nearest = sims.max(axis=1)
+    t = auto_threshold(real)
+    assert t == pytest.approx(np.quantile(nearest, 0.99), abs=1e-5)
+    assert 0.99 < t < 1.0  # far above the fixed 0.95 that would call them all duplicates
+    assert auto_threshold(real[:1]) == AUTO_FALLBACK
+    # a synthetic copy of a real image (tiny noise) is above it; a new image is not
+    copy = real[:1] + 1e-5 * rng.normal(size=(1, 16))
+    far = rng.normal(size=(1, 16))
+    res = diversity_keep(np.vstack([copy, far]), ["a", "a"], t, real_embeddings=real,
+                         real_labels=["a"] * len(real))  # fmt: skip
+    assert res.keep.tolist() == [False, True]

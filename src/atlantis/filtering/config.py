@@ -33,7 +33,11 @@ class FilterConfig(BaseModel):
     (off: the paper's raw embeddings, already unit length for its model).
 
     ``dedup_threshold``: cosine similarity at or above which a kept synthetic image is a near
-    duplicate (``None`` turns diversity control off); ``dedup_against_real`` also drops
+    duplicate (``None`` turns diversity control off). ``"auto"`` (default) derives it from
+    the real data in the filter's own embedding space (``diversity.auto_threshold``): how
+    similar two *distinct* real images get depends on the embedder (EfficientNet features
+    of two different emoji often reach 0.98 cosine, CLIP's of two photos rarely 0.9), so no
+    single number is right for all; ``dedup_against_real`` also drops
     synthetic copies of real images; ``dedup_scope`` compares within a class or across all.
     ``grid_per_class``: thumbnails per row of the per-class review grid (0: no grids).
     """
@@ -45,13 +49,20 @@ class FilterConfig(BaseModel):
     embedder_options: dict[str, Any] = Field(default_factory=dict)
     normalize: bool = False
     keep_new_classes: bool = True
-    dedup_threshold: float | None = Field(0.95, gt=0, le=1)
+    dedup_threshold: float | Literal["auto"] | None = "auto"
     dedup_against_real: bool = True
     dedup_scope: Literal["class", "all"] = "class"
     grid_per_class: int = Field(8, ge=0, le=64)
     # runtime (not hashed): None = the embed section's value
     batch_size: int | None = Field(None, gt=0)
     device: str | None = None
+
+    @field_validator("dedup_threshold")
+    @classmethod
+    def _check_threshold(cls, v: float | str | None) -> float | str | None:
+        if isinstance(v, (int, float)) and not 0 < v <= 1:
+            raise ValueError(f"dedup_threshold must be in (0, 1], 'auto' or null; got {v}")
+        return v
 
     @field_validator("delta")
     @classmethod

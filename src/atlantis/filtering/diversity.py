@@ -35,7 +35,13 @@ import numpy as np
 from atlantis.evaluation.knn import knn
 from atlantis.filtering.arrays import as_labels, as_matrix, class_indices
 
-__all__ = ["NEAR_DUPLICATE", "NEAR_DUPLICATE_REAL", "DiversityResult", "diversity_keep"]
+__all__ = [
+    "NEAR_DUPLICATE",
+    "NEAR_DUPLICATE_REAL",
+    "DiversityResult",
+    "auto_threshold",
+    "diversity_keep",
+]
 
 NEAR_DUPLICATE = "near_duplicate"  # of an earlier kept synthetic image
 NEAR_DUPLICATE_REAL = "near_duplicate_real"  # of a real image
@@ -44,6 +50,29 @@ Scope = Literal["class", "all"]
 _FIRST_K = 16
 #: float32 cosine of identical vectors can fall just short of 1; threshold 1.0 = exact copies.
 _TOL = 1e-6
+
+
+#: ``auto_threshold``: the quantile of real nearest-neighbour similarities, and the fallback.
+AUTO_QUANTILE = 0.99
+AUTO_FALLBACK = 0.95
+
+
+def auto_threshold(real_embeddings: Any, quantile: float = AUTO_QUANTILE) -> float:
+    """A near-duplicate threshold measured on the real images themselves.
+
+    The real images are distinct pictures by definition, so the cosine similarity of each
+    one to its nearest *other* real image shows how close distinct images get in this
+    embedding space. A synthetic image more similar to another than ``quantile`` of those
+    (default 99 %) is closer than distinct images almost ever are: a near duplicate. The
+    quantile, not the maximum, so that a few true duplicates in the real data do not lift
+    the bar. Fewer than 2 real images: ``AUTO_FALLBACK``.
+    """
+    x = as_matrix(real_embeddings, "real_embeddings")
+    if len(x) < 2:
+        return AUTO_FALLBACK
+    _, dist = knn(x, None, 1, "cosine")
+    nearest = 1.0 - dist.numpy()[:, 0].astype(np.float64)  # cosine distance -> similarity
+    return float(np.clip(np.quantile(nearest, quantile), 0.5, 1.0))
 
 
 @dataclass(frozen=True)

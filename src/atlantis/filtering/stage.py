@@ -46,7 +46,7 @@ from atlantis.embed.stage import build_embedder, load_embeddings
 from atlantis.embed.stage import stage_name as embed_stage_name
 from atlantis.errors import ConfigError, StageError
 from atlantis.filtering.config import RUNTIME_KEYS, FilterConfig, delta_tag
-from atlantis.filtering.diversity import diversity_keep
+from atlantis.filtering.diversity import auto_threshold, diversity_keep
 from atlantis.filtering.grids import write_class_grids
 from atlantis.filtering.ordc import OrdcResult, ordc
 from atlantis.filtering.stats import filter_stats, json_delta
@@ -187,14 +187,17 @@ def _filter(
     keep, reasons = res.keep.copy(), list(res.reason)
     extra: dict[int, dict[str, Any]] = {}
     rows = np.flatnonzero(keep)
-    if cfg.dedup_threshold is not None and rows.size:
+    threshold = cfg.dedup_threshold
+    if threshold == "auto":
+        threshold = auto_threshold(real_x)
+    if threshold is not None and rows.size:
         against = cfg.dedup_against_real and len(real) > 0
         div = diversity_keep(
-            syn_x[rows], [synthetic[i].label for i in rows], cfg.dedup_threshold,
+            syn_x[rows], [synthetic[i].label for i in rows], threshold,
             real_embeddings=real_x if against else None,
             real_labels=[r.label for r in real] if against else None, scope=cfg.dedup_scope,
         )  # fmt: skip
-        _warn_if_most_are_duplicates(int((~div.keep).sum()), rows.size, cfg.dedup_threshold)
+        _warn_if_most_are_duplicates(int((~div.keep).sum()), rows.size, threshold)
         for pos in np.flatnonzero(~div.keep):
             i, j = int(rows[pos]), int(div.duplicate_of[pos])
             keep[i] = False
@@ -215,7 +218,8 @@ def _filter(
         out = rec.model_copy(update={"meta": {**rec.meta, "filter": info}})
         (kept if keep[i] else removed).append(out)
     stats = filter_stats(synthetic, keep, reasons, res)
-    stats.update(normalized=cfg.normalize, dedup_threshold=cfg.dedup_threshold,
+    stats.update(normalized=cfg.normalize, dedup_threshold=threshold,
+                 dedup_threshold_setting=cfg.dedup_threshold,
                  keep_new_classes=cfg.keep_new_classes)  # fmt: skip
     return kept, removed, stats
 
