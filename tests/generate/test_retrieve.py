@@ -11,12 +11,20 @@ import pytest
 from PIL import Image
 
 from atlantis.data.paths import image_path
+from atlantis.embed.cache import cache_dir_name
 from atlantis.errors import ConfigError, DataError
 from atlantis.generate.base import ItemSpec
 from atlantis.generate.config import GenerateConfig
 from atlantis.generate.outputs import read_png_info
 from atlantis.generate.registry import create_source
-from atlantis.generate.retrieve_source import RetrieveSource, list_pool, read_captions
+from atlantis.generate.retrieve_source import (
+    MINILM,
+    RetrieveSource,
+    default_cache_dir,
+    list_pool,
+    read_captions,
+    text_vectors,
+)
 from atlantis.generate.stage import generate, load_generated
 from atlantis.plan.schema import PlanItem
 from atlantis.store.run import Run
@@ -31,6 +39,13 @@ CAPTIONS = {
     "b/boat.png": "a sailing boat on the sea",
     "dog.jpg": "a dog running in the snow",
 }
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Sources built without ``cache_dir`` cache under ``$ATLANTIS_HOME``: keep it out of ~."""
+    monkeypatch.setenv("ATLANTIS_HOME", str(tmp_path / "atlantis-home"))
+    return tmp_path / "atlantis-home"
 
 
 def make_pool(folder: Path, captions: dict[str, str] = CAPTIONS) -> Path:
@@ -220,3 +235,106 @@ def test_clip_text_image_scores_with_a_tiny_local_model(tmp_path: Path) -> None:
     finally:
         factory._MODEL_CONFIG_PATHS[:] = saved
         factory._rescan_model_configs()
+
+
+# ------------------------------------------------------------------ cached pool vectors
+
+
+@pytest.fixture
+def encoded(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every list of texts the MiniLM encoder is given, in call order."""
+    from atlantis.insight import minilm
+
+    real = minilm.load_minilm()
+    calls: list[list[str]] = []
+
+    def counting(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return real(texts)
+
+    monkeypatch.setattr(minilm, "load_minilm", lambda: counting)
+    return calls
+
+
+def test_second_arm_reads_the_pool_vectors_and_makes_byte_identical_images(
+    tmp_path: Path, encoded: list[list[str]]
+) -> None:
+    pool = make_pool(tmp_path / "pool")
+    run = Run(tmp_path / "run")
+    run.root.mkdir()
+    asks = ["a kitten asleep", "a boat", "a sleepy cat", "a puppy in snow"]
+    for arm in ("targeted", "naive"):
+        write_plan(run, [PlanItem(id=f"{arm}{i}", arm=arm, round=0, index=i, class_name="x",
+                                  description=t, seed=i, step="remainder",
+                                  reason="test").model_dump() for i, t in enumerate(asks)],
+                   arm)  # fmt: skip
+    cfg = GenerateConfig(source="retrieve", device="cpu", batch_size=4, options={
+        "pool": str(pool), "captions": str(pool / "captions.jsonl")})  # fmt: skip
+    generate(run, cfg, "targeted", progress=False)
+    assert encoded == [[CAPTIONS[f] for f in sorted(CAPTIONS)], asks]  # the pool, then the asks
+    encoded.clear()
+    generate(run, cfg, "naive", progress=False)
+    assert encoded == [asks]  # the pool's vectors came from the cache
+    (stored,) = (run.root / "cache" / "retrieve").rglob("*.npy")
+    assert (stored.parent / "key.txt").read_text().startswith(MINILM)
+    cold = [image_path(run, r).read_bytes() for r in load_generated(run, "targeted")]
+    warm = [image_path(run, r).read_bytes() for r in load_generated(run, "naive")]
+    assert len(cold) == 4 and cold == warm  # the same pool files, byte for byte
+
+
+def test_cached_vectors_are_bit_identical_and_keyed_by_the_caption_texts(
+    tmp_path: Path, encoded: list[list[str]]
+) -> None:
+    pool = make_pool(tmp_path / "pool")
+    first = RetrieveSource(pool=str(pool), captions=str(pool / "captions.jsonl"))
+    first.load()
+    second = RetrieveSource(pool=str(pool), captions=str(pool / "captions.jsonl"))
+    second.load()
+    assert len(encoded) == 1  # no cache_dir: both used the user cache ($ATLANTIS_HOME here)
+    assert second._vectors.tobytes() == first._vectors.tobytes()
+    assert len(list((default_cache_dir() / "retrieve").rglob("*.npy"))) == 1
+    (pool / "captions.jsonl").write_text(
+        (pool / "captions.jsonl").read_text().replace("sports car", "racing car")
+    )
+    third = RetrieveSource(pool=str(pool), captions=str(pool / "captions.jsonl"))
+    third.load()
+    assert len(encoded) == 2 and "a red racing car on a road" in encoded[-1]
+
+
+def test_text_vectors_are_content_addressed_and_a_damaged_file_is_recomputed(
+    tmp_path: Path,
+) -> None:
+    calls: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return np.arange(len(texts) * 3, dtype=np.float64).reshape(-1, 3) / 7
+
+    texts = ["a", "b"]
+    first = text_vectors(tmp_path, "enc v1", texts, encode)
+    assert first.dtype == np.float32 and first.shape == (2, 3)
+    assert text_vectors(tmp_path, "enc v1", texts, encode).tobytes() == first.tobytes()
+    assert len(calls) == 1
+    text_vectors(tmp_path, "enc v2", texts, encode)  # another encoder: its own vectors
+    text_vectors(tmp_path, "enc v1", ["b", "a"], encode)  # rows follow the order: new file
+    assert len(calls) == 3
+    folder = tmp_path / cache_dir_name("enc v1")
+    assert (folder / "key.txt").read_text() == "enc v1\n"
+    assert len(list(folder.glob("*.npy"))) == 2
+    for f in folder.glob("*.npy"):
+        f.write_bytes(f.read_bytes()[:40])  # truncated
+    with pytest.warns(RuntimeWarning, match="ignoring the cached text vectors"):
+        again = text_vectors(tmp_path, "enc v1", texts, encode)
+    assert again.tobytes() == first.tobytes() and len(calls) == 4
+    assert text_vectors(tmp_path, "enc v1", texts, encode).tobytes() == first.tobytes()
+    assert len(calls) == 4  # rewritten whole
+
+
+def test_default_cache_dir_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATLANTIS_HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / "cache"
+    monkeypatch.delenv("ATLANTIS_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "atlantis" / "cache"

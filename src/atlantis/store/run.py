@@ -37,6 +37,7 @@ STAGE_COMMANDS: dict[str, str] = {
     "filter": "atlantis filter RUN --arm targeted --delta 1.5",
     "train": "atlantis train RUN --arm baseline",
     "evaluate": "atlantis evaluate RUN",
+    "testset": "build_synthetic_test(Run(RUN), ...) in atlantis.evaluation.synthetic_test",
     "attack": "atlantis attack RUN --arm baseline --arm targeted",
 }
 
