@@ -48,6 +48,7 @@ from atlantis.evaluation.recall import DEFAULT_KS, evaluate_retrieval
 from atlantis.filtering.arrays import check_delta
 from atlantis.filtering.ordc import ordc
 from atlantis.filtering.stats import filter_stats, json_delta
+from atlantis.generate.base import ImageSource
 from atlantis.generate.config import GenerateConfig
 from atlantis.generate.stage import generate, load_generated
 from atlantis.plan.testset import ARM, PLAIN_TEMPLATE, TEMPLATE, plan_testset
@@ -65,8 +66,8 @@ _ARM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/delta-[A-Za-z0-9.]+)?")
 def build_synthetic_test(
     run: Run, embed_cfg: EmbedConfig, gen_cfg: GenerateConfig, *, per_class: int,
     delta: float, seed: int = 0, progress: bool = True, normalize: bool = False,
-    template: str = TEMPLATE, plain_template: str = PLAIN_TEMPLATE, source: Any = None,
-    force: bool = False,
+    template: str = TEMPLATE, plain_template: str = PLAIN_TEMPLATE,
+    source: ImageSource | None = None, force: bool = False,
 ) -> StageManifest:  # fmt: skip
     """Plan, generate and ORDC-filter X_s; each of the three stages is skipped when up to date.
 

@@ -19,8 +19,8 @@ responsibility: a pool holding test images would leak them into training). Scori
   e.g. without the test classes' images).
 
 **Pool vectors are cached**, so a second arm (or a re-run) does not encode the pool again
-(about 45 s for the demo's 4,454 captions on 2 CPU cores, well under a second from the
-cache): caption vectors by the text encoder's identity and the sha256 of the caption texts
+(10 s or more for the demo's 4,454 captions on 2 CPU cores; 0.15 s from the cache):
+caption vectors by the text encoder's identity and the sha256 of the caption texts
 (``text_vectors``), CLIP image vectors by file content (``EmbeddingCache``). They live under
 the source's ``cache_dir`` (the generate stage passes ``RUN/cache``), or, for a source built
 without one, under ``default_cache_dir()``. Vectors come back bit for bit as computed, so
