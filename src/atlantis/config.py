@@ -19,6 +19,7 @@ from atlantis.errors import ConfigError
 from atlantis.filtering.config import FilterConfig
 from atlantis.generate.config import GenerateConfig
 from atlantis.insight.config import InsightConfig
+from atlantis.pipeline.config import LoopConfig
 from atlantis.plan.config import PlanConfig
 from atlantis.robustness.config import AttackConfig
 from atlantis.store.atomic import atomic_write_text
@@ -85,6 +86,7 @@ class AtlantisConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     attack: AttackConfig = Field(default_factory=AttackConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
 
 
 def _valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:

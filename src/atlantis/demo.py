@@ -1,112 +1,137 @@
-"""The offline demo: the whole pipeline that exists, on real images, on a CPU, no model hub.
+"""The offline demo: the whole ATLANTIS loop on real images, on a CPU, with no model hub.
 
 Data: emoji subcategories (classes) drawn by two vendors (domains), fetched from the npm
-registry (``atlantis.data.emoji``). Model: the packaged ImageNet EfficientNet-Lite0. It
-ingests with the zero-shot split, takes the emoji names as captions (``metadata``
-captioner), runs the Data Insight Generator with the offline ``rules`` backend (not an
-LLM) and writes its HTML report, plans a budget of images twice at the same size (the
-targeted ATLANTIS plan from the insight, and the naive-untargeted baseline plan), sources
-both by *retrieval* from a pool of emoji images the dataset does not use (skin-tone
-variants and other emoji, captioned with their names; variants of validation and test
-classes are withheld so no zero-shot concept leaks into training), then embeds every image
-and prints the zero-training Recall@K of the backbone on the unseen test classes (and on
-validation classes).
+registry (``atlantis.data.emoji``). The scenario is the paper's *domain scarcity*: the
+Twitter drawings of the people and hand classes are dropped from the training data (the
+test split keeps both vendors), with the full-shot (``fsl``) split, where every class is
+trained and tested. Those are the classes the offline image source can serve: it sources
+images by *retrieval* from a pool of emoji the dataset does not use (skin-tone variants,
+captioned with their names and vendor), a stand-in for a text-to-image model that keeps
+the demo offline and fast.
+
+Then ``atlantis.pipeline.loop.run_loop`` runs: captions (the emoji names: ``metadata``),
+the Data Insight Generator with the offline ``rules`` engine (not an LLM), targeted and
+naive plans at the same budget, retrieval, ORDC, filtering feedback, training of the
+baseline / naive / targeted arms over three seeds (the last EfficientNet-Lite0 blocks on
+cached trunk outputs: the ``demo`` preset), PGD robustness, and the HTML report.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
 
 from atlantis.caption.config import CaptionConfig
-from atlantis.caption.stage import caption
 from atlantis.config import AtlantisConfig, DataConfig, EmbedConfig, EvalConfig
 from atlantis.data.emoji import fetch_emoji, has_pool, pool_captions_without
-from atlantis.data.ingest import ingest, load_ingested
-from atlantis.evaluation.stage import evaluate
+from atlantis.data.scenarios import ScenarioConfig
+from atlantis.filtering.config import FilterConfig
 from atlantis.generate.config import GenerateConfig
-from atlantis.generate.stage import generate
 from atlantis.insight.config import InsightConfig
-from atlantis.insight.stage import insight, load_insight
+from atlantis.pipeline.config import LoopConfig
+from atlantis.pipeline.loop import LoopResult, run_loop
 from atlantis.plan.config import PlanConfig
-from atlantis.plan.stage import plan
+from atlantis.robustness.config import AttackConfig
 from atlantis.store.run import Run
+from atlantis.train.config import preset
 
 console = Console()
 
-
 DEMO_BUDGET = 200
+DEMO_SEEDS = 3
+POOL_CAPTIONS = "pool-captions.jsonl"
+SCARCE_DOMAIN = "twitter"
 
 
-def demo_config(root: Path, image_size: int, budget: int = DEMO_BUDGET) -> AtlantisConfig:
+def scarce_classes(root: Path) -> list[str]:
+    """Dataset classes the retrieval pool has images of (the people and hand classes)."""
+    classes = {json.loads(line)["label"] for line in _lines(root / "manifest.jsonl")}
+    pool = {json.loads(line)["subcategory"] for line in _lines(root / "pool.jsonl")}
+    return sorted(classes & pool)
+
+
+def _lines(path: Path) -> list[str]:
+    return [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def demo_config(root: Path, out: Path, *, image_size: int = 128, budget: int = DEMO_BUDGET,
+                seeds: int = DEMO_SEEDS) -> AtlantisConfig:  # fmt: skip
+    """The demo's whole configuration (``atlantis run`` takes the same as YAML)."""
+    pool = has_pool(root)
+    scenario = ScenarioConfig(kind="none")
+    if pool:
+        scenario = ScenarioConfig(kind="domain_scarcity", domains=[SCARCE_DOMAIN],
+                                  classes=scarce_classes(root))  # fmt: skip
     return AtlantisConfig(
-        data=DataConfig(format="manifest", root=str(root), split="zsl", seed=0),
+        data=DataConfig(format="manifest", root=str(root), split="fsl", seed=0,
+                        scenario=scenario),
         embed=EmbedConfig(embedder="efficientnet-lite0", image_size=image_size, batch_size=64),
         caption=CaptionConfig(captioner="metadata"),
         insight=InsightConfig(llm="rules"),
         plan=PlanConfig(budget=budget, llm="rules"),
+        generate=GenerateConfig(source="retrieve", options={
+            "pool": str(root / "images"), "captions": str(out / POOL_CAPTIONS),
+            "only_captioned": True}),
+        filter=FilterConfig(delta=1.5),
+        train=preset("demo", image_size=image_size),
         eval=EvalConfig(split="test"),
-    )
+        attack=AttackConfig(steps=[1, 10], eps=[0.05, 0.1], max_queries=64, device="cpu"),
+        loop=LoopConfig(arms=["baseline", "naive", "targeted"] if pool else ["baseline"],
+                        seeds=seeds),
+    )  # fmt: skip
 
 
-def run_demo(
-    out: Path,
-    *,
-    root: Path | None = None,
-    image_size: int = 128,
-    budget: int = DEMO_BUDGET,
-    progress: bool = True,
-) -> dict[str, dict]:
-    """Run the demo into ``out``; returns {split: metrics}. Re-running reuses finished stages."""
+def run_demo(out: Path, *, root: Path | None = None, image_size: int = 128,
+             budget: int = DEMO_BUDGET, seeds: int = DEMO_SEEDS,
+             progress: bool = True) -> LoopResult:  # fmt: skip
+    """Run the demo into ``out``; re-running reuses every finished stage."""
     from atlantis.cli.common import save_run_config
-    from atlantis.cli.insight_cmd import print_summary
-    from atlantis.cli.main import _print_splits, print_recall_table
 
     console.rule("ATLANTIS offline demo")
     with console.status("fetching the emoji dataset from the npm registry (first run only)"):
         data_root = fetch_emoji(root)
     console.print(f"dataset: {data_root}")
     run = Run(out)
-    cfg = demo_config(data_root, image_size, budget)
+    cfg = demo_config(data_root, run.root, image_size=image_size, budget=budget, seeds=seeds)
     save_run_config(run, cfg)
-    m = ingest(run, cfg.data)
-    _print_splits(m.counts)
-    caption(run, cfg.caption, progress=progress)
-    mi = insight(run, cfg.insight, progress=progress)
-    print_summary(load_insight(run), run.stage_dir("insight") / "report.html", mi.status)
     if has_pool(data_root):
-        source_images(run, cfg, data_root, progress)
-    results = {}
-    for split in ("val", "test"):
-        if m.counts.get(f"{split}_classes", 0) < 2:
-            continue  # too few classes for retrieval (a tiny --root); nothing to measure
-        eval_cfg = cfg.eval.model_copy(update={"split": split})
-        results[split] = evaluate(run, cfg.embed, eval_cfg, progress=progress)
-    print_recall_table(
-        {f"{cfg.embed.embedder} (no training), {s}": r for s, r in results.items()},
-        title="zero-training baseline, Recall@K (%) on unseen classes",
-    )
-    console.print(f"run folder: {out}  (atlantis status {out})")
-    return results
+        # fsl trains every class, so no pool image is withheld: none is a dataset image
+        pool_captions_without(data_root, set(), run.root / POOL_CAPTIONS)
+    result = run_loop(run, cfg, progress=progress, say=console.print)
+    print_comparison(run, result)
+    return result
 
 
-def source_images(run: Run, cfg: AtlantisConfig, data_root: Path, progress: bool) -> None:
-    """Plan targeted and naive at the same budget; source both by retrieval from the pool."""
-    records, _ = load_ingested(run)
-    withheld = {r.label for r in records if r.split in ("val", "test")}
-    captions = run.root / "pool-captions.jsonl"
-    n_pool = pool_captions_without(data_root, withheld, captions)
-    gen_cfg = GenerateConfig(
-        source="retrieve",
-        options={"pool": str(data_root / "images"), "captions": str(captions),
-                 "only_captioned": True},
-    )  # fmt: skip
-    for arm in ("targeted", "naive"):
-        mp = plan(run, cfg.plan.model_copy(update={"planner": arm}), arm, progress=progress)
-        mg = generate(run, gen_cfg, arm, progress=progress)
-        console.print(
-            f"{arm}: planned {mp.counts.get('items', mp.counts.get('planned', '?'))}, "
-            f"retrieved {mg.counts.get('images', 0)} from a pool of {n_pool} "
-            f"({mg.counts.get('failed', 0)} failed)"
-        )
+def print_comparison(run: Run, result: LoopResult) -> None:
+    """The R@K table of the arms (mean ± std over seeds) and where the report is."""
+    from rich.table import Table
+
+    from atlantis.report.schema import load_report_json
+
+    if result.report_json is None:
+        return
+    data = load_report_json(result.report_json)
+    keys = [k for k in data.arms[0].summary if k.startswith("R@")] + ["MAP@R"]
+    table = Table(title="test split, Recall@K (%): mean ± std over seeds")
+    table.add_column("arm")
+    table.add_column("synthetic kept", justify="right")
+    for k in keys:
+        table.add_column(k, justify="right")
+    for arm in data.arms:
+        cells = []
+        for k in keys:
+            s = arm.summary.get(k)
+            cells.append("-" if s is None else f"{100 * s.mean:.1f} ± {100 * s.std:.1f}")
+        table.add_row(arm.name, str(arm.synthetic_images.kept), *cells)
+    console.print(table)
+    if data.adversarial:
+        adv = data.adversarial
+        line = ", ".join(f"{a} {100 * v:.1f}" for a, v in adv.clean_r1.items())
+        console.print(f"adversarial R@1 ({adv.queries} queries), clean: {line}")
+        for row in adv.rows:
+            cells = ", ".join(f"{a} {100 * v:.1f}" for a, v in row.r1.items())
+            console.print(f"  PGD steps={row.steps} eps={row.eps}: {cells}")
+    console.print(f"report: {result.report_html}")
+    console.print(f"run folder: {run.root}  (atlantis status {run.root})")

@@ -258,11 +258,15 @@ def demo(
         Path | None, typer.Option(help="Emoji dataset folder (fetched if missing).")
     ] = None,
     image_size: Annotated[int, typer.Option(help="Backbone input size (speed vs accuracy).")] = 128,
+    seeds: Annotated[int, typer.Option(help="Training seeds per arm (mean ± std).")] = 3,
+    budget: Annotated[int, typer.Option(help="Synthetic images per augmented arm.")] = 200,
 ) -> None:
-    """The offline demo, end to end on real images: fetch, ingest, embed, evaluate."""
+    """The whole loop offline on real emoji: insight, plans, sourcing, ORDC, training of
+    the baseline / naive / targeted arms, robustness, and the HTML report."""
     from atlantis.demo import run_demo
 
-    run_demo(out, root=root, image_size=image_size, progress=is_tty())
+    run_demo(out, root=root, image_size=image_size, seeds=seeds, budget=budget,
+             progress=is_tty())  # fmt: skip
 
 
 # Command modules of later stages register themselves on ``app`` when imported.
@@ -274,6 +278,7 @@ from atlantis.cli import (  # noqa: E402, F401
     generate_cmd,
     insight_cmd,
     plan_cmd,
+    run_cmd,
     train_cmd,
 )
 

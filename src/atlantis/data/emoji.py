@@ -187,13 +187,22 @@ def write_pool(entries: list[dict], root: Path) -> int:
     return len(rows)
 
 
-def pool_captions_without(root: Path, withheld: set[str], out: Path) -> int:
-    """Write the pool's captions file minus rows whose base subcategory is in ``withheld``."""
+def pool_captions_without(root: Path, withheld: set[str], out: Path, *,
+                          with_domain: bool = True) -> int:  # fmt: skip
+    """Write the pool's captions file minus rows whose base subcategory is in ``withheld``.
+
+    ``with_domain`` names the vendor in each caption (``"... emoji, in the twitter
+    style"``): the pool stands in for a text-to-image model, which is asked for an image
+    *in a domain*, so a request for a Twitter-style image must be able to find one.
+    """
     lines = []
     for line in (root / "pool.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if row["subcategory"] not in withheld:
-            lines.append(json.dumps({"file": row["file"], "caption": row["caption"]}))
+            caption = row["caption"]
+            if with_domain:
+                caption += f", in the {row['file'].split('/')[0]} style"
+            lines.append(json.dumps({"file": row["file"], "caption": caption}))
     atomic_write_text(out, "".join(x + "\n" for x in lines))
     return len(lines)
 

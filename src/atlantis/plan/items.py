@@ -150,13 +150,18 @@ def reference_pools(run: Run) -> dict[CellKey, list[str]]:
 
 
 def class_tokens(ins: Insight) -> dict[str, list[str]]:
-    """Per class, caption tokens that say something about it: not words of its name, and
-    not tokens topping the lists of more than half the classes ("emoji", "photo")."""
+    """Per class, caption tokens that say something about it: not words of its name, not
+    tokens topping the lists of more than half the classes ("emoji", "photo"), and the most
+    *distinctive* first: those in the fewest classes' lists (then by frequency in the
+    class). "judge" tells a person-role image from a person-gesture one, "man" does not,
+    and a description (or a retrieval query built from it) should say what tells classes
+    apart."""
     lists = ins.top_tokens_per_class
     common = Counter(t.token for toks in lists.values() for t in toks)
     out = {}
     for c, toks in lists.items():
         name = set(normalise_name(c).split())
         keep = [t.token for t in toks if t.token not in name and common[t.token] <= len(lists) / 2]
+        keep.sort(key=lambda token: common[token])  # stable: ties keep the frequency order
         out[c] = keep[:MAX_TOKENS]
     return out

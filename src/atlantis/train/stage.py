@@ -50,13 +50,21 @@ from atlantis.train.trunk import embed_via_trunk
 BASELINE = "baseline"
 
 
-def stage_name(arm: str, delta: float | None = None) -> str:
-    """``train/<arm>``, or ``train/<arm>/delta-<d>`` for one set of a filter delta sweep."""
-    if delta is None:
-        return f"train/{arm}"
-    from atlantis.filtering.config import delta_tag
+def stage_name(arm: str, delta: float | None = None, tag: str | None = None) -> str:
+    """``train/<arm>``, ``train/<arm>/delta-<d>`` for one set of a filter delta sweep, and
+    ``.../<tag>`` for another training of the same data (e.g. ``seed-1``: repeated seeds)."""
+    name = f"train/{arm}"
+    if delta is not None:
+        from atlantis.filtering.config import delta_tag
 
-    return f"train/{arm}/{delta_tag(float(delta))}"
+        name += f"/{delta_tag(float(delta))}"
+    return f"{name}/{tag}" if tag else name
+
+
+def seed_tag(cfg: TrainConfig, seed: int) -> str | None:
+    """The stage tag of a repeated training with ``seed``: none for the config's own seed
+    (``train/<arm>``, what ``atlantis train`` makes), ``seed-<s>`` for the others."""
+    return None if seed == cfg.seed else f"seed-{seed}"
 
 
 def split_records(run: Run, arm: str, delta: float | None = None,
@@ -77,17 +85,18 @@ def split_records(run: Run, arm: str, delta: float | None = None,
 
 
 def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | None = None,
-          force: bool = False, progress: bool = True, max_epochs_this_call: int | None = None,
+          tag: str | None = None, force: bool = False, progress: bool = True, max_epochs_this_call: int | None = None,
           callbacks: Sequence[Callback] = (), runtime: Runtime | None = None,
           ) -> StageManifest | None:  # fmt: skip
     """Run (or resume, or skip when up to date) the ``train/<arm>`` stage.
 
-    ``delta`` picks one kept set of a filter delta sweep (stage ``train/<arm>/delta-<d>``).
+    ``delta`` picks one kept set of a filter delta sweep (stage ``train/<arm>/delta-<d>``);
+    ``tag`` names another training of the same data (``seed_tag``: ``train/<arm>/seed-1``).
     Returns the stage manifest (None on processes other than the main one, which write
     nothing). ``max_epochs_this_call`` stops with ``TrainingPaused`` after that many epochs;
     ``callbacks`` are called after each epoch's checkpoint.
     """
-    name = stage_name(arm, delta)
+    name = stage_name(arm, delta, tag)
     splits, inputs = split_records(run, arm, delta)
     rt = runtime or Runtime(cfg.device, cfg.mixed_precision)
     data = {s: labelled_images(run, recs) for s, recs in splits.items() if recs}
@@ -202,8 +211,9 @@ def _save_embeddings(ctx: Any, split: str, vectors: np.ndarray, ids: list[str]) 
     ctx.add_output(folder / f"{split}_ids.json")
 
 
-def load_metrics(run: Run, arm: str = BASELINE, delta: float | None = None) -> dict[str, Any]:
+def load_metrics(run: Run, arm: str = BASELINE, delta: float | None = None,
+                 tag: str | None = None) -> dict[str, Any]:  # fmt: skip
     """``metrics.json`` of a finished train stage (test R@K, best epoch, val R@1)."""
-    name = stage_name(arm, delta)
+    name = stage_name(arm, delta, tag)
     run.require(name)
     return json.loads((run.stage_dir(name) / "metrics.json").read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""The whole loop (``atlantis run``): every stage in order, for every arm, then the report."""

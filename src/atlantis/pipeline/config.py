@@ -1,0 +1,48 @@
+"""The ``loop`` section: which arms ``atlantis run`` compares, over how many seeds, and what else.
+
+An *arm* is one way of making the training set, all at the same synthetic-image budget
+(``plan.budget``), so that the comparison measures *which* images were added, not how many:
+
+* ``baseline``: the real training images only;
+* ``naive``: the naive-untargeted plan (NA, supplement E) with no ORDC (the paper's
+  baseline keeps every image; ``naive_filter: true`` filters it like the targeted arm);
+* ``targeted``: ATLANTIS: the insight-driven plan, ORDC, and the filtering feedback.
+
+Each arm trains ``seeds`` times (``train.seed``, ``train.seed + 1``...) and the report gives
+the mean and spread: one seed's difference between arms is often within its noise.
+
+Like ``TrainConfig`` it does not subclass ``atlantis.config.Section`` (that module imports
+this one); the model config is the same.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ARM_KINDS = ("baseline", "naive", "targeted")
+Arm = Literal["baseline", "naive", "targeted"]
+
+
+class LoopConfig(BaseModel):
+    """What ``atlantis run`` does after ingest: arms, seeds, feedback, X_s, attack, report."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    arms: list[Arm] = Field(default_factory=lambda: ["baseline", "naive", "targeted"])
+    seeds: int = Field(3, ge=1)  # trainings per arm, seeds train.seed + 0..seeds-1
+    naive_filter: bool = False  # NA baseline: no ORDC (paper); true: filter it too
+    filter_feedback_rounds: int = Field(1, ge=0)  # Algorithm 1 rounds (capped by plan.max_rounds)
+    train_feedback_rounds: int = Field(0, ge=0)  # Algorithm 2 rounds (re-plan, re-train)
+    synthetic_test_per_class: int = Field(0, ge=0)  # X_s images per test class (0: none)
+    synthetic_test_delta: float = Field(1.5, gt=0)  # ORDC delta of X_s vs real test classes
+    attack: bool = True  # adversarial R@1 of the baseline and the targeted arm (first seed)
+    report: bool = True  # report.html + report.json
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError(f"arms is empty; give some of {list(ARM_KINDS)}")
+        return list(dict.fromkeys(v))

@@ -1,0 +1,237 @@
+"""``atlantis run``: the whole ATLANTIS loop on one run folder, every stage resumable.
+
+ingest -> caption -> insight -> for each augmented arm: plan -> source images -> filter
+(ORDC, diversity) -> filtering feedback (Algorithm 1, capped) -> train every arm over
+``loop.seeds`` seeds -> optional training-feedback rounds (Algorithm 2) -> synthetic test
+set (X_s) -> adversarial robustness -> the report (``report.html`` + ``report.json``).
+
+Nothing here computes anything itself: each step is a stage function that skips its work
+when its manifest says it is up to date, so running the loop again after a kill (or after
+changing one setting) redoes only what is missing or stale. Feedback rounds are counted in
+the plan's own summary, so a resumed loop never adds a round twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from atlantis.config import AtlantisConfig
+from atlantis.filtering.config import FilterConfig
+from atlantis.pipeline.config import LoopConfig
+from atlantis.store.run import Run
+from atlantis.train.config import TrainConfig
+
+BASELINE, NAIVE, TARGETED = "baseline", "naive", "targeted"
+#: What ``naive_filter: false`` means: keep everything (no ORDC, no diversity control).
+NO_FILTER = FilterConfig(delta=float("inf"), dedup_threshold=None, grid_per_class=0)
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class LoopResult:
+    """Where the loop's results are, and how long each step took (seconds)."""
+
+    run: Path
+    trainings: dict[str, list[str]] = field(default_factory=dict)  # arm -> train stages
+    report_html: Path | None = None
+    report_json: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def arm_trainings(loop: LoopConfig, train_cfg: TrainConfig) -> list[tuple[int, str | None]]:
+    """``(seed, stage tag)`` of each training of an arm: the config's seed, then the next."""
+    from atlantis.train.stage import seed_tag
+
+    seeds = [train_cfg.seed + i for i in range(loop.seeds)]
+    return [(s, seed_tag(train_cfg, s)) for s in seeds]
+
+
+def filter_config(cfg: AtlantisConfig, arm: str) -> FilterConfig:
+    """The arm's filter: the configured one, or none at all for the naive (NA) baseline."""
+    if arm == NAIVE and not cfg.loop.naive_filter:
+        return NO_FILTER
+    return cfg.filter
+
+
+def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
+             say: Say = print) -> LoopResult:  # fmt: skip
+    """Run (or resume) the whole loop into ``run``; returns where the results are."""
+    from atlantis.caption.stage import caption
+    from atlantis.data.ingest import ingest
+    from atlantis.insight.stage import insight
+
+    result = LoopResult(run.root)
+    timed = _timer(result.timings)
+    with timed("ingest"):
+        ingest(run, cfg.data)
+    with timed("caption"):
+        caption(run, cfg.caption, progress=progress)
+    with timed("insight"):
+        insight(run, cfg.insight, progress=progress)
+    augmented = [a for a in cfg.loop.arms if a != BASELINE]
+    for arm in augmented:
+        with timed(f"source/{arm}"):
+            source_arm(run, cfg, arm, progress=progress, say=say)
+    for arm in cfg.loop.arms:
+        with timed(f"train/{arm}"):
+            result.trainings[arm] = train_arm(run, cfg, arm, progress=progress, say=say)
+    for n in range(cfg.loop.train_feedback_rounds):
+        if TARGETED not in augmented:
+            break
+        with timed(f"train-feedback/{n + 1}"):
+            if not training_feedback_round(run, cfg, TARGETED, progress=progress, say=say):
+                break
+            result.trainings[TARGETED] = train_arm(run, cfg, TARGETED, progress=progress,
+                                                   say=say)  # fmt: skip
+    if cfg.loop.synthetic_test_per_class:
+        with timed("testset"):
+            synthetic_test(run, cfg, result.trainings, progress=progress, say=say)
+    if cfg.loop.attack:
+        attacked = [a for a in (BASELINE, TARGETED) if a in result.trainings] or list(
+            result.trainings
+        )[:1]
+        if attacked:
+            from atlantis.robustness.stage import attack
+
+            with timed("attack"):
+                say(f"attack: PGD against {', '.join(attacked)} (first seed)")
+                attack(run, cfg.attack, attacked, progress=progress)
+    if cfg.loop.report:
+        from atlantis.pipeline.collect import write_report
+
+        with timed("report"):
+            result.report_html, result.report_json = write_report(run, cfg, result)
+    return result
+
+
+def source_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool, say: Say) -> None:
+    """Plan, source and filter one arm; then the filtering feedback rounds (Algorithm 1)."""
+    from atlantis.filtering.stage import filter_arm, load_filter_stats
+    from atlantis.generate.stage import generate
+    from atlantis.plan.stage import plan
+
+    plan_cfg = cfg.plan.model_copy(update={"planner": arm})
+    mp = plan(run, plan_cfg, arm, progress=progress)
+    fcfg = filter_config(cfg, arm)
+    generate(run, cfg.generate, arm, progress=progress)
+    filter_arm(run, fcfg, arm, cfg.embed, progress=progress)
+    rounds = 0 if arm != TARGETED or fcfg.is_sweep else cfg.loop.filter_feedback_rounds
+    while _rounds_done(run, arm, "filter") < min(rounds, cfg.plan.max_rounds):
+        if not _replan(run, cfg, arm, "filter", say):
+            break
+        generate(run, cfg.generate, arm, progress=progress)
+        filter_arm(run, fcfg, arm, cfg.embed, progress=progress)
+    if not fcfg.is_sweep:
+        totals = load_filter_stats(run, arm)["totals"]
+        say(f"{arm}: planned {mp.counts.get('items', '?')} in round 0; kept "
+            f"{totals['kept']} of {totals['synthetic']} sourced images")  # fmt: skip
+
+
+def training_feedback_round(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,
+                            say: Say) -> bool:  # fmt: skip
+    """Algorithm 2: re-plan the classes the trained model still retrieves poorly; False when
+    there is nothing to add (no poor class, or the round limit)."""
+    from atlantis.filtering.stage import filter_arm
+    from atlantis.generate.stage import generate
+
+    if not _replan(run, cfg, arm, "train", say):
+        return False
+    generate(run, cfg.generate, arm, progress=progress)
+    filter_arm(run, filter_config(cfg, arm), arm, cfg.embed, progress=progress)
+    return True
+
+
+def train_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,
+              say: Say) -> list[str]:  # fmt: skip
+    """Train ``arm`` once per seed (and per delta of a filter sweep); returns stage names."""
+    from atlantis.train.stage import stage_name, train
+
+    deltas: list[float | None] = [None]
+    if arm != BASELINE and filter_config(cfg, arm).is_sweep:
+        deltas = list(filter_config(cfg, arm).deltas)
+    names = []
+    for delta in deltas:
+        for seed, tag in arm_trainings(cfg.loop, cfg.train):
+            tcfg = cfg.train.model_copy(update={"seed": seed})
+            name = stage_name(arm, delta, tag)
+            force = _stale_checkpoint(run, tcfg, arm, delta, name)
+            m = train(run, tcfg, arm, delta=delta, tag=tag, force=force, progress=progress)
+            assert m is not None
+            test = (m.info.get("test") or {}).get("R@1")
+            say(f"{name} (seed {seed}): {m.status}; test R@1 "
+                f"{'-' if test is None else f'{100 * test:.1f}'}")  # fmt: skip
+            names.append(name)
+    return names
+
+
+def synthetic_test(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]], *,
+                   progress: bool, say: Say) -> None:  # fmt: skip
+    """X_s: images sourced for the test classes, filtered, scored by each arm's first seed."""
+    from atlantis.evaluation.synthetic_test import build_synthetic_test, evaluate_synthetic_test
+
+    m = build_synthetic_test(run, cfg.embed, cfg.generate, per_class=cfg.loop.synthetic_test_per_class,
+                             delta=cfg.loop.synthetic_test_delta, seed=cfg.train.seed,
+                             progress=progress)  # fmt: skip
+    say(f"X_s: kept {m.counts.get('kept', '?')} of {m.counts.get('synthetic', '?')} images")
+    for names in trainings.values():
+        if names:
+            evaluate_synthetic_test(run, names[0].removeprefix("train/"))
+
+
+def _rounds_done(run: Run, arm: str, source: str) -> int:
+    from atlantis.plan.stage import load_summary
+
+    return sum(r.source == source for r in load_summary(run, arm).rounds)
+
+
+def _replan(run: Run, cfg: AtlantisConfig, arm: str, source: str, say: Say) -> bool:
+    """One feedback round; False (and why) when it adds nothing or the limit is reached."""
+    from atlantis.plan.stage import FeedbackLimitError, load_summary, replan
+
+    before = len(load_summary(run, arm).rounds)
+    try:
+        replan(run, cfg.plan.model_copy(update={"planner": arm}), arm, source)
+    except FeedbackLimitError as exc:
+        say(f"{arm}: {exc}")
+        return False
+    rounds = load_summary(run, arm).rounds
+    if len(rounds) == before:
+        return False  # this feedback was already in the plan
+    added = rounds[-1].n_items
+    say(f"{arm}: {source} feedback round {rounds[-1].round}: {len(rounds[-1].alerts)} "
+        f"alert(s), {added} more image(s) planned")  # fmt: skip
+    return added > 0
+
+
+def _stale_checkpoint(run: Run, cfg: TrainConfig, arm: str, delta: float | None,
+                      name: str) -> bool:  # fmt: skip
+    """Whether ``name``'s checkpoints were trained on other data (a feedback round changed
+    the arm's images): then it trains from scratch; a same-data checkpoint resumes."""
+    from atlantis.train import checkpoint as ckpt
+    from atlantis.train.stage import split_records
+
+    last = run.stage_dir(name) / ckpt.LAST
+    if not last.exists():
+        return False
+    _, inputs = split_records(run, arm, delta)
+    state: dict[str, Any] = ckpt.load(last)
+    return state.get("inputs") != inputs
+
+
+def _timer(timings: dict[str, float]):
+    from contextlib import contextmanager
+
+    @contextmanager
+    def timed(key: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+
+    return timed
