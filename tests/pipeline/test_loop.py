@@ -127,3 +127,19 @@ def test_run_command_refuses_unknown_keys_with_the_valid_ones(tmp_path: Path) ->
     assert res.exit_code == 2
     assert "armz" in res.output and "seeds" in res.output
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_ordc_in_the_baseline_models_space(emoji_slice: Path, tmp_path: Path) -> None:
+    """``loop.filter_space: baseline``: the baseline trains first and ORDC reads its model."""
+    run = Run(tmp_path / "run")
+    cfg = small_config(emoji_slice, run.root)
+    cfg.loop = cfg.loop.model_copy(update={"arms": ["baseline", "targeted"], "seeds": 1,
+                                           "filter_space": "baseline", "attack": False,
+                                           "report": False})  # fmt: skip
+    pool_captions_without(emoji_slice, set(), run.root / POOL_CAPTIONS)
+    result = run_loop(run, cfg, progress=False, say=lambda s: None)
+    assert set(result.trainings) == {"baseline", "targeted"}
+    stats = json.loads((run.stage_dir("filter/targeted") / "stats.json").read_text())
+    assert stats["embedder"] == f"checkpoint:{run.stage_dir('train/baseline')}"
+    assert run.require("train/baseline").finished_at <= run.require("filter/targeted").started_at
+    assert result.report_html is None

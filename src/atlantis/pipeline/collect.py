@@ -92,6 +92,9 @@ def _config_summary(cfg: AtlantisConfig) -> dict[str, Any]:
         "budget": cfg.plan.budget,
         "image source": cfg.generate.source,
         "filter delta": cfg.filter.delta,
+        "ORDC space": cfg.filter.embedder or ("the baseline arm's trained model"
+                                              if cfg.loop.filter_space == "baseline"
+                                              else cfg.embed.embedder),
         "backbone": f"{cfg.train.backbone} @ {cfg.train.image_size or 'native'} px",
         "head": f"{cfg.train.head} ({cfg.train.embedding_dim}-d), loss {cfg.train.loss}",
         "trainable blocks": "all" if cfg.train.trainable_blocks is None

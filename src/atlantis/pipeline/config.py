@@ -33,6 +33,10 @@ class LoopConfig(BaseModel):
     arms: list[Arm] = Field(default_factory=lambda: ["baseline", "naive", "targeted"])
     seeds: int = Field(3, ge=1)  # trainings per arm, seeds train.seed + 0..seeds-1
     naive_filter: bool = False  # NA baseline: no ORDC (paper); true: filter it too
+    # ORDC's embedding space when filter.embedder is unset: "embed" (the embed section's
+    # backbone) or "baseline" (the paper's: the baseline arm's trained model, so the
+    # baseline trains first and the filter reads train/baseline/best.pt)
+    filter_space: Literal["embed", "baseline"] = "embed"
     filter_feedback_rounds: int = Field(1, ge=0)  # Algorithm 1 rounds (capped by plan.max_rounds)
     train_feedback_rounds: int = Field(0, ge=0)  # Algorithm 2 rounds (re-plan, re-train)
     synthetic_test_per_class: int = Field(0, ge=0)  # X_s images per test class (0: none)

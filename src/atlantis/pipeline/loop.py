@@ -51,10 +51,18 @@ def arm_trainings(loop: LoopConfig, train_cfg: TrainConfig) -> list[tuple[int, s
     return [(s, seed_tag(train_cfg, s)) for s in seeds]
 
 
-def filter_config(cfg: AtlantisConfig, arm: str) -> FilterConfig:
-    """The arm's filter: the configured one, or none at all for the naive (NA) baseline."""
+def filter_config(cfg: AtlantisConfig, arm: str, run: Run | None = None) -> FilterConfig:
+    """The arm's filter: the configured one, or none at all for the naive (NA) baseline.
+
+    With ``loop.filter_space: baseline`` (and no ``filter.embedder``) ORDC measures in the
+    space of the baseline arm's trained model, as the paper does: its classes are far
+    better separated than the untrained backbone's, so outliers stand out.
+    """
     if arm == NAIVE and not cfg.loop.naive_filter:
         return NO_FILTER
+    if cfg.loop.filter_space == "baseline" and cfg.filter.embedder is None and run is not None:
+        spec = f"checkpoint:{run.stage_dir(f'train/{BASELINE}')}"
+        return cfg.filter.model_copy(update={"embedder": spec})
     return cfg.filter
 
 
@@ -74,10 +82,16 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
     with timed("insight"):
         insight(run, cfg.insight, progress=progress)
     augmented = [a for a in cfg.loop.arms if a != BASELINE]
+    if cfg.loop.filter_space == "baseline" and augmented and cfg.filter.embedder is None:
+        with timed(f"train/{BASELINE}"):  # ORDC measures in this model's space
+            result.trainings[BASELINE] = train_arm(run, cfg, BASELINE, progress=progress,
+                                                   say=say)  # fmt: skip
     for arm in augmented:
         with timed(f"source/{arm}"):
             source_arm(run, cfg, arm, progress=progress, say=say)
     for arm in cfg.loop.arms:
+        if arm in result.trainings:
+            continue
         with timed(f"train/{arm}"):
             result.trainings[arm] = train_arm(run, cfg, arm, progress=progress, say=say)
     for n in range(cfg.loop.train_feedback_rounds):
@@ -117,7 +131,7 @@ def source_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool, say: 
 
     plan_cfg = cfg.plan.model_copy(update={"planner": arm})
     mp = plan(run, plan_cfg, arm, progress=progress)
-    fcfg = filter_config(cfg, arm)
+    fcfg = filter_config(cfg, arm, run)
     generate(run, cfg.generate, arm, progress=progress)
     filter_arm(run, fcfg, arm, cfg.embed, progress=progress)
     rounds = 0 if arm != TARGETED or fcfg.is_sweep else cfg.loop.filter_feedback_rounds
@@ -142,7 +156,7 @@ def training_feedback_round(run: Run, cfg: AtlantisConfig, arm: str, *, progress
     if not _replan(run, cfg, arm, "train", say):
         return False
     generate(run, cfg.generate, arm, progress=progress)
-    filter_arm(run, filter_config(cfg, arm), arm, cfg.embed, progress=progress)
+    filter_arm(run, filter_config(cfg, arm, run), arm, cfg.embed, progress=progress)
     return True
 
 
