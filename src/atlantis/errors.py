@@ -34,6 +34,26 @@ class StageError(AtlantisError):
     """A stage cannot run: usually its inputs are missing (the message says which command makes them)."""
 
 
+class DiskFullError(StageError):
+    """The disk filled up while a file was written: nothing half-written was kept."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        super().__init__(
+            f"{path}: no space left on the device while writing it. Nothing half-written "
+            "was kept, and every item finished before it is recorded: free some space (or "
+            "move the run folder to a larger disk) and run the same command again to resume"
+        )
+
+
+def raise_if_disk_full(exc: BaseException, path: Path | str) -> None:
+    """Turn a full disk or an exhausted quota (``ENOSPC`` / ``EDQUOT``) into ``DiskFullError``."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise DiskFullError(path) from exc
+
+
 class MissingDependencyError(AtlantisError, ImportError):
     """An optional backend's package is not installed: names the extra to install."""
 

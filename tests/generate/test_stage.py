@@ -204,3 +204,35 @@ def test_img2img_reads_reference_images_of_the_ingested_dataset(tmp_path: Path,
     failure = json.loads((run.stage_dir(f"generate/{ARM}") / "failures.jsonl").read_text())
     assert "'cat/404.png' is not an ingested image" in failure["reason"]
     assert "ingest" in run.require(f"generate/{ARM}").input_hashes
+
+
+def test_a_full_disk_stops_cleanly_and_the_rerun_resumes(
+    run_with_plan: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while writing an image: a clear error, only finished images are recorded,
+    no temp file is left, and the same command resumes once there is space."""
+    import errno
+
+    from atlantis.errors import DiskFullError
+
+    real, calls = Path.write_bytes, []
+
+    def filling(self: Path, data: bytes) -> int:
+        if self.name.endswith(".tmp"):
+            calls.append(self)
+            if len(calls) == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", filling)
+    cfg = CFG.model_copy(update={"batch_size": 1})
+    with pytest.raises(DiskFullError, match="no space left"):
+        generate(run_with_plan, cfg, ARM, progress=False, source=FakeSource())
+    assert run_with_plan.read_manifest(f"generate/{ARM}").status == "failed"
+    assert len(records_of(run_with_plan)) == 2
+    images = run_with_plan.stage_dir(f"generate/{ARM}") / "images"
+    assert not [p for p in images.rglob("*") if p.name.endswith(".tmp")]
+    monkeypatch.setattr(Path, "write_bytes", real)
+    source = FakeSource()
+    m = generate(run_with_plan, cfg, ARM, progress=False, source=source)
+    assert source.made == 4 and m.counts["images"] == 6

@@ -34,3 +34,19 @@ def test_atomic_npy_round_trip_and_hash(tmp_path):
 def test_atomic_open_rejects_append_mode(tmp_path):
     with pytest.raises(ValueError, match="modes"), atomic_open(tmp_path / "x", "a"):
         pass
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_the_old_file(tmp_path) -> None:
+    import errno
+
+    from atlantis.errors import DiskFullError
+    from atlantis.store.atomic import atomic_open, atomic_write_text
+
+    target = tmp_path / "stats.json"
+    atomic_write_text(target, "old")
+    full = pytest.raises(DiskFullError, match=r"stats\.json: no space left.*run the same command")
+    with full, atomic_open(target, "w") as fh:
+        fh.write("half of the new")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]  # no temp file left

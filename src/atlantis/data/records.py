@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from atlantis.errors import DataError
+from atlantis.errors import DataError, raise_if_disk_full
 from atlantis.store.atomic import atomic_open
 
 SCHEMA_VERSION = 1
@@ -162,14 +162,22 @@ class RecordAppender:
                 fh.truncate(data.rfind(b"\n") + 1)
 
     def append(self, record: ImageRecord) -> None:
-        self._fh.write(record.model_dump_json() + "\n")
+        try:
+            self._fh.write(record.model_dump_json() + "\n")
+        except OSError as exc:
+            raise_if_disk_full(exc, self.path)
+            raise
         self._pending += 1
         if self._pending >= self._sync_every:
             self.flush()
 
     def flush(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:  # a torn last line is cut off by the next open
+            raise_if_disk_full(exc, self.path)
+            raise
         self._pending = 0
 
     def close(self) -> None:

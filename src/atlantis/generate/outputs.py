@@ -36,6 +36,7 @@ from typing import IO, Any
 from PIL import Image, PngImagePlugin
 
 from atlantis.data.records import ImageRecord, Provenance, RecordAppender, Source
+from atlantis.errors import raise_if_disk_full
 from atlantis.generate.base import PlanItem, SourceResult
 
 PNG_KEY = "atlantis"
@@ -93,8 +94,9 @@ def publish(path: Path, data: bytes) -> None:
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        raise_if_disk_full(exc, path)
         raise
 
 

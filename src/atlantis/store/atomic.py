@@ -3,7 +3,8 @@
 Every artifact a stage produces is written to a temporary file in the same folder, flushed
 and fsync'ed, then renamed over the target. ``os.replace`` is atomic on POSIX, so a reader
 (or a resumed run after ``kill -9``) sees either the old file or the complete new one,
-never a half-written file.
+never a half-written file. A full disk raises ``DiskFullError`` (a user-fixable error that
+names the file) after the temp file is removed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from atlantis.errors import raise_if_disk_full
 
 
 def _current_umask() -> int:
@@ -56,9 +59,10 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[IO]:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise_if_disk_full(exc, target)
         raise
 
 
