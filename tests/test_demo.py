@@ -22,7 +22,7 @@ def test_demo_runs_the_whole_loop_on_real_emoji(tmp_path):
     assert ins["metadata"]["is_language_model"] is False  # the rules engine says what it is
     assert ins["scarce_cells"]  # the insight sees the gap the scenario made
     data = load_report_json(result.report_json)
-    assert [a.name for a in data.arms] == ["baseline", "naive", "targeted"]
+    assert [a.name for a in data.arms] == ["untrained", "baseline", "naive", "targeted"]
     for arm in data.arms:
         r = arm.summary
         assert 0 <= r["R@1"].mean <= r["R@2"].mean <= r["R@4"].mean <= r["R@8"].mean <= 1

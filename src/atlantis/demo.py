@@ -79,7 +79,7 @@ def demo_config(root: Path, out: Path, *, image_size: int = 128, budget: int = D
         eval=EvalConfig(split="test"),
         attack=AttackConfig(steps=[1, 10], eps=[0.05, 0.1], max_queries=64, device="cpu"),
         loop=LoopConfig(arms=["baseline", "naive", "targeted"] if pool else ["baseline"],
-                        seeds=seeds),
+                        seeds=seeds, synthetic_test_per_class=2 if pool else 0),
     )  # fmt: skip
 
 

@@ -92,11 +92,16 @@ def test_domain_scarcity_drops_only_training_images_of_the_scarce_domain(finishe
 
 
 def test_report_has_the_comparison_robustness_and_cost(finished) -> None:
-    _, _, result, _, _ = finished
+    run, _, result, _, _ = finished
     data = load_report_json(result.report_json)
-    assert [a.name for a in data.arms] == ["baseline", "naive", "targeted"]
-    for arm in data.arms:
+    assert [a.name for a in data.arms] == ["untrained", "baseline", "naive", "targeted"]
+    assert data.arm("untrained").summary["R@1"].n == 1  # the reference row: no training
+    for arm in data.arms[1:]:
         assert arm.summary["R@1"].n == 2 and 0 <= arm.summary["R@1"].mean <= 1
+    xs = run.read_manifest("testset")
+    assert xs is not None  # X_s was attempted; on this slice it may be too small to score
+    if xs.status == "done":
+        assert set(data.synthetic_test or {}) == {"baseline", "naive", "targeted"}
     assert data.arm("naive").synthetic_images.kept > 0
     assert data.adversarial is not None and data.adversarial.queries == 6
     assert {r.steps for r in data.adversarial.rows} == {1, 2}

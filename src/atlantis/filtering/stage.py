@@ -265,7 +265,8 @@ def _write_json(path: Path, data: Any) -> None:
 # ------------------------------------------------------------------------------ reading
 
 
-def _result_dir(run: Run, arm: str, delta: float | None) -> Path:
+def filter_result_dir(run: Run, arm: str, delta: float | None = None) -> Path:
+    """The folder holding ``arm``'s kept / removed records and stats (one delta of a sweep)."""
     name = stage_name(arm)
     m = run.require(name)
     tags: Sequence[str] = m.info.get("deltas", [])
@@ -284,10 +285,10 @@ def _result_dir(run: Run, arm: str, delta: float | None) -> Path:
 
 def load_kept(run: Run, arm: str, delta: float | None = None) -> list[ImageRecord]:
     """The kept synthetic records of ``arm`` (``delta`` picks one set of a sweep)."""
-    return read_records(_result_dir(run, arm, delta) / "kept.jsonl")
+    return read_records(filter_result_dir(run, arm, delta) / "kept.jsonl")
 
 
 def load_filter_stats(run: Run, arm: str, delta: float | None = None) -> dict[str, Any]:
     """``stats.json`` of ``arm`` (per-class / per-domain kept fractions), for the feedback."""
-    path = _result_dir(run, arm, delta) / "stats.json"
+    path = filter_result_dir(run, arm, delta) / "stats.json"
     return json.loads(path.read_text(encoding="utf-8"))

@@ -68,14 +68,15 @@ def collect(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]],
         notes=_notes(run, cfg),
         insight=_insight(run),
         distributions=_distributions(run, cfg, real_train, trainings),
-        arms=[_arm(run, cfg, arm, names) for arm, names in trainings.items()],
+        arms=_untrained(run, cfg) + [_arm(run, cfg, v, names) for v, names in trainings.items()],
         splits_evaluated=["test (real)"],
-        filter=_filters(run, cfg, trainings),
+        filter=_filters(run, trainings),
         adversarial=_adversarial(run) if cfg.loop.attack else None,
         cost=_cost(run, cfg, len(real_train)),
         timings={k: round(v, 2) for k, v in timings.items()},
     )
-    if cfg.loop.synthetic_test_per_class:
+    xs = run.read_manifest("testset")
+    if cfg.loop.synthetic_test_per_class and xs is not None and xs.status == "done":
         data.synthetic_test = _synthetic_test(run, trainings)
         data.splits_evaluated.append("test (synthetic X_s)")
     return data
@@ -153,24 +154,42 @@ def _distribution(real: list[ImageRecord], synthetic: list[ImageRecord]) -> Dist
     )
 
 
-def _kept(run: Run, cfg: AtlantisConfig, arm: str) -> list[ImageRecord]:
-    from atlantis.filtering.stage import load_kept
-    from atlantis.pipeline.loop import filter_config
+def _untrained(run: Run, cfg: AtlantisConfig) -> list[ArmResult]:
+    """The untrained backbone's test R@K as a reference row (what training must beat)."""
+    from atlantis.embed.stage import embedder_slug
 
-    fcfg = filter_config(cfg, arm)
-    return load_kept(run, arm, fcfg.deltas[0] if fcfg.is_sweep else None)
+    path = run.stage_dir(f"evaluate/{embedder_slug(cfg.embed.embedder)}") / "metrics.json"
+    if not cfg.loop.untrained_reference or not path.exists():
+        return []
+    m = json.loads(path.read_text(encoding="utf-8"))
+    if m.get("split") != "test":
+        return []
+    recall = {k: v for k, v in m.items() if k.startswith("R@")}
+    return [ArmResult(name="untrained", description=f"{cfg.embed.embedder} features, no "
+                      f"training ({m.get('distance', 'cosine')}): the reference",
+                      seeds=[SeedResult(seed=0, recall=recall, map_at_r=m.get("MAP@R"))])]  # fmt: skip
+
+
+def _kept(run: Run, variant: str) -> list[ImageRecord]:
+    from atlantis.filtering.stage import load_kept
+    from atlantis.pipeline.loop import split_variant
+
+    return load_kept(run, *split_variant(variant))
 
 
 def _distributions(run: Run, cfg: AtlantisConfig, real: list[ImageRecord],
                    trainings: dict[str, list[str]]) -> dict[str, Distribution]:  # fmt: skip
     out = {"real": _distribution(real, [])}
-    for arm in trainings:
-        if arm != "baseline":
-            out[arm] = _distribution(real, _kept(run, cfg, arm))
+    for variant in trainings:
+        if variant != "baseline":
+            out[variant] = _distribution(real, _kept(run, variant))
     return out
 
 
-def _arm(run: Run, cfg: AtlantisConfig, arm: str, names: list[str]) -> ArmResult:
+def _arm(run: Run, cfg: AtlantisConfig, variant: str, names: list[str]) -> ArmResult:
+    from atlantis.pipeline.loop import split_variant
+
+    arm, delta = split_variant(variant)
     seeds, per_class = [], defaultdict(list)
     for name in names:
         metrics = json.loads((run.stage_dir(name) / "metrics.json").read_text(encoding="utf-8"))
@@ -188,27 +207,26 @@ def _arm(run: Run, cfg: AtlantisConfig, arm: str, names: list[str]) -> ArmResult
         gen = run.require(f"generate/{arm}").counts
         images = SyntheticImages(planned=load_summary(run, arm).n_items,
                                  generated=int(gen.get("images", 0)),
-                                 kept=len(_kept(run, cfg, arm)))  # fmt: skip
-    return ArmResult(name=arm, description=DESCRIPTIONS.get(arm, ""), synthetic_images=images,
+                                 kept=len(_kept(run, variant)))  # fmt: skip
+    about = DESCRIPTIONS.get(arm, "") + ("" if delta is None else f" (ORDC delta {delta:g})")
+    return ArmResult(name=variant, description=about, synthetic_images=images,
                      seeds=seeds,
                      per_class_r1={c: sum(v) / len(v) for c, v in per_class.items()})  # fmt: skip
 
 
-def _filters(run: Run, cfg: AtlantisConfig,
-             trainings: dict[str, list[str]]) -> dict[str, FilterSummary]:  # fmt: skip
-    from atlantis.filtering.stage import _result_dir, load_filter_stats
-    from atlantis.pipeline.loop import filter_config
+def _filters(run: Run, trainings: dict[str, list[str]]) -> dict[str, FilterSummary]:
+    from atlantis.filtering.stage import filter_result_dir, load_filter_stats
+    from atlantis.pipeline.loop import split_variant
 
     out = {}
-    for arm in trainings:
-        if arm == "baseline":
+    for variant in trainings:
+        if variant == "baseline":
             continue
-        fcfg = filter_config(cfg, arm)
-        delta = fcfg.deltas[0] if fcfg.is_sweep else None
+        arm, delta = split_variant(variant)
         stats = load_filter_stats(run, arm, delta)
-        folder = _result_dir(run, arm, delta).relative_to(run.root)
+        folder = filter_result_dir(run, arm, delta).relative_to(run.root)
         t = stats["totals"]
-        out[arm] = FilterSummary(
+        out[variant] = FilterSummary(
             synthetic=t["synthetic"], kept=t["kept"], removed=t["removed"],
             removed_by_reason=t.get("removed_by_reason", {}),
             kept_fraction={r["class"]: r.get("kept_fraction") for r in stats["per_class"]},

@@ -41,6 +41,7 @@ class LoopConfig(BaseModel):
     train_feedback_rounds: int = Field(0, ge=0)  # Algorithm 2 rounds (re-plan, re-train)
     synthetic_test_per_class: int = Field(0, ge=0)  # X_s images per test class (0: none)
     synthetic_test_delta: float = Field(1.5, gt=0)  # ORDC delta of X_s vs real test classes
+    untrained_reference: bool = True  # R@K of the untrained embed-section model, as a row
     attack: bool = True  # adversarial R@1 of the baseline and the targeted arm (first seed)
     report: bool = True  # report.html + report.json
 

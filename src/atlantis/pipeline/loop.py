@@ -1,6 +1,6 @@
 """``atlantis run``: the whole ATLANTIS loop on one run folder, every stage resumable.
 
-ingest -> caption -> insight -> for each augmented arm: plan -> source images -> filter
+ingest -> caption -> embed -> insight -> for each augmented arm: plan -> source images -> filter
 (ORDC, diversity) -> filtering feedback (Algorithm 1, capped) -> train every arm over
 ``loop.seeds`` seeds -> optional training-feedback rounds (Algorithm 2) -> synthetic test
 set (X_s) -> adversarial robustness -> the report (``report.html`` + ``report.json``).
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from atlantis.config import AtlantisConfig
+from atlantis.errors import StageError
 from atlantis.filtering.config import FilterConfig
 from atlantis.pipeline.config import LoopConfig
 from atlantis.store.run import Run
@@ -37,7 +38,8 @@ class LoopResult:
     """Where the loop's results are, and how long each step took (seconds)."""
 
     run: Path
-    trainings: dict[str, list[str]] = field(default_factory=dict)  # arm -> train stages
+    # arm (or arm/delta-<d> of a sweep) -> its train stages, one per seed
+    trainings: dict[str, list[str]] = field(default_factory=dict)
     report_html: Path | None = None
     report_json: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -71,6 +73,7 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
     """Run (or resume) the whole loop into ``run``; returns where the results are."""
     from atlantis.caption.stage import caption
     from atlantis.data.ingest import ingest
+    from atlantis.embed.stage import embed
     from atlantis.insight.stage import insight
 
     result = LoopResult(run.root)
@@ -79,13 +82,14 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
         ingest(run, cfg.data)
     with timed("caption"):
         caption(run, cfg.caption, progress=progress)
+    with timed("embed"):  # before insight, whose outlier / near-duplicate detectors read it
+        embed(run, cfg.embed, progress=progress)
     with timed("insight"):
         insight(run, cfg.insight, progress=progress)
     augmented = [a for a in cfg.loop.arms if a != BASELINE]
     if cfg.loop.filter_space == "baseline" and augmented and cfg.filter.embedder is None:
         with timed(f"train/{BASELINE}"):  # ORDC measures in this model's space
-            result.trainings[BASELINE] = train_arm(run, cfg, BASELINE, progress=progress,
-                                                   say=say)  # fmt: skip
+            result.trainings.update(train_arm(run, cfg, BASELINE, progress=progress, say=say))
     for arm in augmented:
         with timed(f"source/{arm}"):
             source_arm(run, cfg, arm, progress=progress, say=say)
@@ -93,27 +97,33 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
         if arm in result.trainings:
             continue
         with timed(f"train/{arm}"):
-            result.trainings[arm] = train_arm(run, cfg, arm, progress=progress, say=say)
+            result.trainings.update(train_arm(run, cfg, arm, progress=progress, say=say))
     for n in range(cfg.loop.train_feedback_rounds):
         if TARGETED not in augmented:
             break
         with timed(f"train-feedback/{n + 1}"):
             if not training_feedback_round(run, cfg, TARGETED, progress=progress, say=say):
                 break
-            result.trainings[TARGETED] = train_arm(run, cfg, TARGETED, progress=progress,
-                                                   say=say)  # fmt: skip
+            result.trainings.update(train_arm(run, cfg, TARGETED, progress=progress, say=say))
     if cfg.loop.synthetic_test_per_class:
         with timed("testset"):
-            synthetic_test(run, cfg, result.trainings, progress=progress, say=say)
+            try:
+                synthetic_test(run, cfg, result.trainings, progress=progress, say=say)
+            except StageError as exc:  # X_s is a side measurement: the comparison stands
+                say(f"X_s not measured: {exc}")
+    if cfg.loop.untrained_reference:
+        from atlantis.evaluation.stage import evaluate
+
+        with timed("evaluate/untrained"):
+            evaluate(run, cfg.embed, cfg.eval.model_copy(update={"split": "test"}),
+                     progress=progress)  # fmt: skip
     if cfg.loop.attack:
-        attacked = [a for a in (BASELINE, TARGETED) if a in result.trainings] or list(
-            result.trainings
-        )[:1]
+        attacked = attack_targets(result.trainings)
         if attacked:
             from atlantis.robustness.stage import attack
 
             with timed("attack"):
-                say(f"attack: PGD against {', '.join(attacked)} (first seed)")
+                say(f"attack: PGD against {', '.join(attacked)}")
                 attack(run, cfg.attack, attacked, progress=progress)
     if cfg.loop.report:
         from atlantis.pipeline.collect import write_report
@@ -121,6 +131,16 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
         with timed("report"):
             result.report_html, result.report_json = write_report(run, cfg, result)
     return result
+
+
+def attack_targets(trainings: dict[str, list[str]]) -> list[str]:
+    """The models PGD attacks: the first seed of the baseline and of the first targeted
+    variant (or of the first arm there is), as train-stage arm names."""
+    arms = [split_variant(v)[0] for v in trainings]
+    picks = [v for v in trainings if v == BASELINE][:1]
+    picks += [v for v, a in zip(trainings, arms, strict=True) if a == TARGETED][:1]
+    picks = picks or list(trainings)[:1]
+    return [trainings[v][0].removeprefix("train/") for v in picks if trainings[v]]
 
 
 def source_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool, say: Say) -> None:
@@ -161,15 +181,20 @@ def training_feedback_round(run: Run, cfg: AtlantisConfig, arm: str, *, progress
 
 
 def train_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,
-              say: Say) -> list[str]:  # fmt: skip
-    """Train ``arm`` once per seed (and per delta of a filter sweep); returns stage names."""
+              say: Say) -> dict[str, list[str]]:  # fmt: skip
+    """Train ``arm`` once per seed; returns its train stages by variant: ``{arm: [...]}``,
+    or one ``<arm>/delta-<d>`` variant per delta of a filter sweep (each a row of the
+    comparison, its seeds averaged)."""
+    from atlantis.filtering.config import delta_tag
     from atlantis.train.stage import stage_name, train
 
+    fcfg = filter_config(cfg, arm)
     deltas: list[float | None] = [None]
-    if arm != BASELINE and filter_config(cfg, arm).is_sweep:
-        deltas = list(filter_config(cfg, arm).deltas)
-    names = []
+    if arm != BASELINE and fcfg.is_sweep:
+        deltas = list(fcfg.deltas)
+    out: dict[str, list[str]] = {}
     for delta in deltas:
+        variant = arm if delta is None else f"{arm}/{delta_tag(delta)}"
         for seed, tag in arm_trainings(cfg.loop, cfg.train):
             tcfg = cfg.train.model_copy(update={"seed": seed})
             name = stage_name(arm, delta, tag)
@@ -179,8 +204,14 @@ def train_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,
             test = (m.info.get("test") or {}).get("R@1")
             say(f"{name} (seed {seed}): {m.status}; test R@1 "
                 f"{'-' if test is None else f'{100 * test:.1f}'}")  # fmt: skip
-            names.append(name)
-    return names
+            out.setdefault(variant, []).append(name)
+    return out
+
+
+def split_variant(variant: str) -> tuple[str, float | None]:
+    """``targeted/delta-1.5`` -> ``("targeted", 1.5)``; a plain arm -> ``(arm, None)``."""
+    arm, sep, tag = variant.partition("/delta-")
+    return (arm, float(tag)) if sep else (arm, None)
 
 
 def synthetic_test(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]], *,
