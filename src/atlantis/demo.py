@@ -114,18 +114,18 @@ def print_comparison(run: Run, result: LoopResult) -> None:
         return
     data = load_report_json(result.report_json)
     keys = [k for k in data.arms[0].summary if k.startswith("R@")] + ["MAP@R"]
-    table = Table(title="test split, Recall@K (%): mean ± std over seeds")
-    table.add_column("arm")
-    table.add_column("synthetic kept", justify="right")
+    table = Table(title="test split, Recall@K (%): mean±std over seeds")
+    table.add_column("arm", no_wrap=True)
+    table.add_column("kept", justify="right")
     for k in keys:
-        table.add_column(k, justify="right")
+        table.add_column(k, justify="right", no_wrap=True)
     for arm in data.arms:
         cells = []
         for k in keys:
             s = arm.summary.get(k)
-            cells.append("-" if s is None else f"{100 * s.mean:.1f} ± {100 * s.std:.1f}")
+            cells.append("-" if s is None else f"{100 * s.mean:.1f}±{100 * s.std:.1f}")
         table.add_row(arm.name, str(arm.synthetic_images.kept), *cells)
-    console.print(table)
+    console.print(table, width=max(console.width, 100))
     if data.adversarial:
         adv = data.adversarial
         line = ", ".join(f"{a} {100 * v:.1f}" for a, v in adv.clean_r1.items())
