@@ -37,7 +37,7 @@ STAGE_COMMANDS: dict[str, str] = {
     "filter": "atlantis filter RUN --arm targeted --delta 1.5",
     "train": "atlantis train RUN --arm baseline",
     "evaluate": "atlantis evaluate RUN",
-    "testset": "build_synthetic_test(Run(RUN), ...) in atlantis.evaluation.synthetic_test",
+    "testset": "atlantis run CONFIG --out RUN with loop.synthetic_test_per_class > 0",
     "attack": "atlantis attack RUN --arm baseline --arm targeted",
 }
 
