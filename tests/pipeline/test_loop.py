@@ -140,9 +140,20 @@ def test_ordc_in_the_baseline_models_space(emoji_slice: Path, tmp_path: Path) ->
     cfg = small_config(emoji_slice, run.root)
     cfg.loop = cfg.loop.model_copy(update={"arms": ["baseline", "targeted"], "seeds": 1,
                                            "filter_space": "baseline", "attack": False,
-                                           "report": False})  # fmt: skip
+                                           "report": False, "train_feedback_rounds": 1,
+                                           "synthetic_test_per_class": 0})  # fmt: skip
+    cfg.train = cfg.train.model_copy(update={"feedback_tau": 1.0})  # every class is "poor"
     pool_captions_without(emoji_slice, set(), run.root / POOL_CAPTIONS)
     result = run_loop(run, cfg, progress=False, say=lambda s: None)
+    # Algorithm 2 ran once: a "train" round in the plan, and the arm retrained on its images
+    rounds = json.loads((run.stage_dir("plan/targeted") / "plan.json").read_text())["rounds"]
+    assert [r["source"] for r in rounds].count("train") == 1
+    trained = run.require("train/targeted")
+    assert trained.input_hashes["filter"] == run.output_hash("filter/targeted")
+    run_loop(run, cfg, progress=False, say=lambda s: None)  # resumed: no second round
+    again = json.loads((run.stage_dir("plan/targeted") / "plan.json").read_text())["rounds"]
+    assert len(again) == len(rounds)
+    assert run.require("train/targeted").finished_at == trained.finished_at
     assert set(result.trainings) == {"baseline", "targeted"}
     stats = json.loads((run.stage_dir("filter/targeted") / "stats.json").read_text())
     assert stats["embedder"] == f"checkpoint:{run.stage_dir('train/baseline')}"

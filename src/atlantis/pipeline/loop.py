@@ -98,10 +98,10 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
             continue
         with timed(f"train/{arm}"):
             result.trainings.update(train_arm(run, cfg, arm, progress=progress, say=say))
-    for n in range(cfg.loop.train_feedback_rounds):
-        if TARGETED not in augmented:
-            break
-        with timed(f"train-feedback/{n + 1}"):
+    # Algorithm 2, counted in the plan (a resumed loop retrains above, then goes on here)
+    while (TARGETED in augmented
+           and _rounds_done(run, TARGETED, "train") < cfg.loop.train_feedback_rounds):  # fmt: skip
+        with timed("train-feedback"):
             if not training_feedback_round(run, cfg, TARGETED, progress=progress, say=say):
                 break
             result.trainings.update(train_arm(run, cfg, TARGETED, progress=progress, say=say))
