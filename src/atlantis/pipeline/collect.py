@@ -67,8 +67,8 @@ def collect(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]],
         config_summary=_config_summary(cfg),
         notes=_notes(run, cfg),
         insight=_insight(run),
-        distributions=_distributions(run, cfg, real_train, trainings),
-        arms=_untrained(run, cfg) + [_arm(run, cfg, v, names) for v, names in trainings.items()],
+        distributions=_distributions(run, real_train, trainings),
+        arms=_untrained(run, cfg) + [_arm(run, v, names) for v, names in trainings.items()],
         splits_evaluated=["test (real)"],
         filter=_filters(run, trainings),
         adversarial=_adversarial(run) if cfg.loop.attack else None,
@@ -177,7 +177,7 @@ def _kept(run: Run, variant: str) -> list[ImageRecord]:
     return load_kept(run, *split_variant(variant))
 
 
-def _distributions(run: Run, cfg: AtlantisConfig, real: list[ImageRecord],
+def _distributions(run: Run, real: list[ImageRecord],
                    trainings: dict[str, list[str]]) -> dict[str, Distribution]:  # fmt: skip
     out = {"real": _distribution(real, [])}
     for variant in trainings:
@@ -186,7 +186,7 @@ def _distributions(run: Run, cfg: AtlantisConfig, real: list[ImageRecord],
     return out
 
 
-def _arm(run: Run, cfg: AtlantisConfig, variant: str, names: list[str]) -> ArmResult:
+def _arm(run: Run, variant: str, names: list[str]) -> ArmResult:
     from atlantis.pipeline.loop import split_variant
 
     arm, delta = split_variant(variant)
