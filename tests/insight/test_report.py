@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 
 from atlantis.insight.report import backend_label, render_insight_report
 from atlantis.insight.schema import Domain, Insight, ScarceCell, TokenCount
+from tests.chromium import assert_renders, needs_chromium
 
 EVIL = "<script>alert(1)</script>"
 CLASSES = ["animal-mammal", "food-fruit", "transport-air", EVIL, 'quote"&amp']
@@ -156,25 +155,8 @@ def test_findings_default_to_the_insight_and_many_classes_scroll(tmp_path: Path)
     assert all(n in page for n in names)
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed")
+@needs_chromium
 def test_renders_in_headless_chromium(tmp_path: Path) -> None:
-    from PIL import Image
-
-    out = render_insight_report(make_insight(), DETECTOR_VIEWS, tmp_path / "r.html")
-    shot = tmp_path / "shot.png"
-    cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-        "--window-size=1200,1600", out.resolve().as_uri(),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-    assert shot.exists() and shot.stat().st_size > 10_000
-    with Image.open(shot) as im:
-        assert im.size == (1200, 1600)
-        colours = im.convert("RGB").resize((120, 160)).getcolors(maxcolors=100_000) or []
-        assert len(colours) > 20  # text, bars and heatmap: not a blank page
-    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+    assert_renders(
+        render_insight_report(make_insight(), DETECTOR_VIEWS, tmp_path / "r.html"), tmp_path
+    )

@@ -6,8 +6,6 @@ import base64
 import io
 import json
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from atlantis.report.schema import (
     metric_order,
     save_report_json,
 )
+from tests.chromium import assert_renders, needs_chromium
 from tests.report.conftest import CLASSES, EVIL, QUOTE, build_full_report
 
 
@@ -243,23 +242,8 @@ def test_classes_of_the_fixture_all_appear(full: tuple[str, Page]) -> None:
     assert all(c in text for c in CLASSES)
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed")
+@needs_chromium
 def test_renders_in_headless_chromium(tmp_path: Path) -> None:
-    out = render_report(build_full_report(tmp_path / "run"), tmp_path / "r.html")
-    shot = tmp_path / "shot.png"
-    cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-        "--window-size=1200,1600", out.resolve().as_uri(),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-    assert shot.exists() and shot.stat().st_size > 10_000
-    with Image.open(shot) as im:
-        assert im.size == (1200, 1600)
-        colours = im.convert("RGB").resize((120, 160)).getcolors(maxcolors=100_000) or []
-        assert len(colours) > 20  # text, tables and charts: not a blank page
-    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+    assert_renders(
+        render_report(build_full_report(tmp_path / "run"), tmp_path / "r.html"), tmp_path
+    )
