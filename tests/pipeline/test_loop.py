@@ -159,3 +159,20 @@ def test_ordc_in_the_baseline_models_space(emoji_slice: Path, tmp_path: Path) ->
     assert stats["embedder"] == f"checkpoint:{run.stage_dir('train/baseline')}"
     assert run.require("train/baseline").finished_at <= run.require("filter/targeted").started_at
     assert result.report_html is None
+
+
+def test_run_command_runs_a_config_file_end_to_end(emoji_slice: Path, tmp_path: Path) -> None:
+    from atlantis.config import save_config
+
+    out = tmp_path / "run"
+    cfg = small_config(emoji_slice, out)
+    cfg.loop = cfg.loop.model_copy(update={"arms": ["baseline", "targeted"], "seeds": 1,
+                                           "synthetic_test_per_class": 0})  # fmt: skip
+    pool_captions_without(emoji_slice, set(), out / POOL_CAPTIONS)
+    save_config(cfg, tmp_path / "small.yaml")
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "small.yaml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "targeted" in res.output and "report:" in res.output
+    assert (out / "report" / "report.html").exists()
+    assert (out / "config.yaml").exists()
+    assert Run(out).require("attack").counts["arms"] == 2
