@@ -3,7 +3,10 @@
 ingest -> caption -> embed -> insight -> for each augmented arm: plan -> source images -> filter
 (ORDC, diversity) -> filtering feedback (Algorithm 1, capped) -> train every arm over
 ``loop.seeds`` seeds -> optional training-feedback rounds (Algorithm 2) -> synthetic test
-set (X_s) -> adversarial robustness -> the report (``report.html`` + ``report.json``).
+set (X_s) -> the untrained backbone's R@K (the reference training must beat) -> adversarial
+robustness -> the report (``report.html`` + ``report.json``). With ``loop.filter_space:
+baseline`` the baseline arm trains before the others are filtered: ORDC then measures in
+its space, as the paper does.
 
 Nothing here computes anything itself: each step is a stage function that skips its work
 when its manifest says it is up to date, so running the loop again after a kill (or after
