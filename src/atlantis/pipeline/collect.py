@@ -259,18 +259,15 @@ def _cost(run: Run, cfg: AtlantisConfig, n_originals: int) -> CostTable:
     from atlantis.report.cost import PAPER_A100, coefficients_from_run, estimate
 
     budget = cfg.plan.budget or 0
-    tables = []
-    for coeffs in (coefficients_from_run(run), PAPER_A100):
-        est = estimate(coeffs, n_originals, budget)
-        tables.append(est)
-    measured, paper = tables
+    measured = estimate(coefficients_from_run(run), n_originals, budget)
+    paper = estimate(PAPER_A100, n_originals, budget)
     terms = [CostTerm(name=f"{t.key}: {t.what}", coefficient_s=t.coefficient, count=t.count,
                       seconds=t.seconds, share=t.share, source=t.source)
              for t in measured.terms]  # fmt: skip
     return CostTable(terms=terms, total_seconds=measured.total_s, notes=[
         f"Measured on this run for {n_originals} originals + {budget} synthetic images.",
         f"The paper's A100 figures give {paper.total_s:,.0f} s for the same counts "
-        f"(generation {paper.dominant.share:.0%} of it)."])  # fmt: skip
+        f"({paper.dominant.what}: {paper.dominant.share:.0%} of it)."])  # fmt: skip
 
 
 def _synthetic_test(run: Run, trainings: dict[str, list[str]]) -> dict[str, dict[str, float]]:

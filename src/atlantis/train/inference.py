@@ -61,10 +61,6 @@ def retrieval_row(model: EmbeddingModel, vectors: np.ndarray, labels: np.ndarray
     return row
 
 
-def _evaluable(data: LabelledImages | None) -> bool:
-    return data is not None and len(data) >= 2 and len(np.unique(data.labels)) >= 2
-
-
 def evaluable(data: LabelledImages | None) -> bool:
     """Whether leave-one-out retrieval on ``data`` means anything (2+ images, 2+ classes)."""
     return data is not None and len(data) >= 2 and len(np.unique(data.labels)) >= 2
