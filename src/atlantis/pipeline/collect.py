@@ -11,10 +11,11 @@ import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from atlantis.config import AtlantisConfig
 from atlantis.data.records import ImageRecord
+from atlantis.pipeline.result import LoopResult, split_variant
 from atlantis.report.schema import (
     AdversarialRow,
     AdversarialTable,
@@ -30,9 +31,6 @@ from atlantis.report.schema import (
     SyntheticImages,
 )
 from atlantis.store.run import Run
-
-if TYPE_CHECKING:
-    from atlantis.pipeline.loop import LoopResult
 
 DESCRIPTIONS = {
     "baseline": "real training images only",
@@ -172,7 +170,6 @@ def _untrained(run: Run, cfg: AtlantisConfig) -> list[ArmResult]:
 
 def _kept(run: Run, variant: str) -> list[ImageRecord]:
     from atlantis.filtering.stage import load_kept
-    from atlantis.pipeline.loop import split_variant
 
     return load_kept(run, *split_variant(variant))
 
@@ -187,7 +184,6 @@ def _distributions(run: Run, real: list[ImageRecord],
 
 
 def _arm(run: Run, variant: str, names: list[str]) -> ArmResult:
-    from atlantis.pipeline.loop import split_variant
 
     arm, delta = split_variant(variant)
     seeds, per_class = [], defaultdict(list)
@@ -216,7 +212,6 @@ def _arm(run: Run, variant: str, names: list[str]) -> ArmResult:
 
 def _filters(run: Run, trainings: dict[str, list[str]]) -> dict[str, FilterSummary]:
     from atlantis.filtering.stage import filter_result_dir, load_filter_stats
-    from atlantis.pipeline.loop import split_variant
 
     out = {}
     for variant in trainings:

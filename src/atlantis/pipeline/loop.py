@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from atlantis.config import AtlantisConfig
 from atlantis.errors import StageError
 from atlantis.filtering.config import FilterConfig
 from atlantis.pipeline.config import LoopConfig
+from atlantis.pipeline.result import LoopResult, split_variant
 from atlantis.store.run import Run
 from atlantis.train.config import TrainConfig
 
@@ -34,18 +33,6 @@ BASELINE, NAIVE, TARGETED = "baseline", "naive", "targeted"
 NO_FILTER = FilterConfig(delta=float("inf"), dedup_threshold=None, grid_per_class=0)
 
 Say = Callable[[str], None]
-
-
-@dataclass
-class LoopResult:
-    """Where the loop's results are, and how long each step took (seconds)."""
-
-    run: Path
-    # arm (or arm/delta-<d> of a sweep) -> its train stages, one per seed
-    trainings: dict[str, list[str]] = field(default_factory=dict)
-    report_html: Path | None = None
-    report_json: Path | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def arm_trainings(loop: LoopConfig, train_cfg: TrainConfig) -> list[tuple[int, str | None]]:
@@ -209,12 +196,6 @@ def train_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,
                 f"{'-' if test is None else f'{100 * test:.1f}'}")  # fmt: skip
             out.setdefault(variant, []).append(name)
     return out
-
-
-def split_variant(variant: str) -> tuple[str, float | None]:
-    """``targeted/delta-1.5`` -> ``("targeted", 1.5)``; a plain arm -> ``(arm, None)``."""
-    arm, sep, tag = variant.partition("/delta-")
-    return (arm, float(tag)) if sep else (arm, None)
 
 
 def synthetic_test(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]], *,
