@@ -10,7 +10,8 @@ cache key holds the checkpoint's content fingerprint, so retraining in place nev
 stale vectors. ``distance`` / ``curvature`` say how the vectors must be compared: a
 ``poincare`` head's vectors live in the Poincaré ball.
 
-Importing this module registers the backend; torch is imported only when the model loads.
+``atlantis.embed.registry`` registers it (importing this module on first use); torch is
+imported only when the model loads.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from PIL import Image
 
 from atlantis.embed.base import Embedder, torch_embed
 from atlantis.embed.cache import weights_fingerprint
-from atlantis.embed.registry import EMBEDDERS
 from atlantis.errors import ConfigError
 
 #: Bump when the feature extraction changes, so cached vectors are not reused.
@@ -98,10 +98,3 @@ class CheckpointEmbedder(Embedder):
     def embed_batch(self, images: list[Image.Image]) -> np.ndarray:
         self.load()
         return torch_embed(self._model, self._transform, images, self.device)
-
-
-@EMBEDDERS.register(
-    "checkpoint", help="checkpoint:<best.pt or RUN/train/<arm>>: a model trained by atlantis train"
-)
-def _checkpoint(model: str, **options: Any) -> Embedder:
-    return CheckpointEmbedder(model, **options)

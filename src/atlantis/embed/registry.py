@@ -5,7 +5,8 @@ Specs:
 * ``efficientnet-lite0`` (the offline default; ``-lite1``/``-lite2`` with their weight wheels);
 * ``timm:<timm model name>``, e.g. ``timm:vit_small_patch16_224.dino``;
 * ``open_clip:<arch>/<pretrained tag or path>``, e.g. ``open_clip:ViT-B-32/laion2b_s34b_b79k``;
-* ``transformers:<hub id or local folder>``, e.g. ``transformers:facebook/dinov2-small``.
+* ``transformers:<hub id or local folder>``, e.g. ``transformers:facebook/dinov2-small``;
+* ``checkpoint:<best.pt, or a train stage folder>``: a model ``atlantis train`` made.
 
 The factories below import their backend module only when called, so listing embedders
 (``atlantis embedders``, ``--help``) imports neither torch nor any model library.
@@ -70,6 +71,15 @@ def _transformers(model: str, **options: Any) -> Embedder:
     return TransformersEmbedder(model, **options)
 
 
+@EMBEDDERS.register(
+    "checkpoint", help="checkpoint:<best.pt or RUN/train/<arm>>: a model trained by atlantis train"
+)
+def _checkpoint(model: str, **options: Any) -> Embedder:
+    from atlantis.embed.checkpoint_backend import CheckpointEmbedder
+
+    return CheckpointEmbedder(model, **options)
+
+
 def create_embedder(spec: str, **options: Any) -> Embedder:
     """Build the embedder named by ``spec``; ``options`` go to its constructor.
 
@@ -100,8 +110,3 @@ def list_embedders() -> dict[str, str]:
         (f"{name}:<model>" if name in BACKENDS_WITH_MODEL else name): help_
         for name, help_ in EMBEDDERS.describe().items()
     }
-
-
-# Registers ``checkpoint:`` (models trained by ``atlantis train``); it imports this module,
-# so it is imported last. It loads torch only when a model loads.
-from atlantis.embed import checkpoint_backend  # noqa: E402, F401
