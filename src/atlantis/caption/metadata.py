@@ -7,9 +7,9 @@ the stage does not even open the images.
 
 A record may have several captions; the first non-empty one is the caption (the stage
 keeps the full list under ``meta["metadata_captions"]``). Records without any get ``""``,
-and the stage counts them as empty, unless ``fallback`` names another captioner
-(``fallback="tags"``, ``fallback="transformers:<folder>"`` with ``fallback_options``) to
-caption exactly those images, through that captioner's own cache.
+and the stage counts them as empty, unless a fallback captioner is given (the registry's
+options ``fallback="tags"``, ``fallback="transformers:<folder>"`` with ``fallback_options``)
+to caption exactly those images, through that captioner's own cache.
 """
 
 from __future__ import annotations
@@ -32,26 +32,14 @@ class MetadataCaptioner(Captioner):
 
     needs_images = False
 
-    def __init__(
-        self,
-        *,
-        fallback: str | None = None,
-        fallback_options: dict[str, Any] | None = None,
-        **common: Any,
-    ) -> None:
+    def __init__(self, *, fallback: Captioner | None = None, **common: Any) -> None:
+        """``fallback`` is built by the registry from the ``fallback`` spec and its options
+        (``create_captioner("metadata", fallback="tags")``), which keeps this module free
+        of the registry that imports it."""
         super().__init__(**common)
-        self.fallback: Captioner | None = None
-        if fallback:
-            from atlantis.caption.registry import create_captioner  # the registry imports us
-
-            if fallback.strip().lower().startswith("metadata"):
-                raise ConfigError("the metadata captioner cannot be its own fallback")
-            self.fallback = create_captioner(
-                fallback, device=self.requested_device, batch_size=self.batch_size,
-                **(fallback_options or {}),
-            )  # fmt: skip
-        elif fallback_options:
-            raise ConfigError("fallback_options given without a fallback captioner")
+        if isinstance(fallback, MetadataCaptioner):
+            raise ConfigError("the metadata captioner cannot be its own fallback")
+        self.fallback = fallback
 
     @property
     def is_model(self) -> bool:  # type: ignore[override]

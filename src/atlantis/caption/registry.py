@@ -33,10 +33,22 @@ BACKENDS_WITH_MODEL = frozenset({"transformers", "openai"})
     "metadata",
     help="the dataset's own captions (no model); option fallback=<captioner> for the rest",
 )
-def _metadata(**options: Any) -> Captioner:
+def _metadata(
+    *, fallback: str | None = None, fallback_options: dict[str, Any] | None = None, **common: Any
+) -> Captioner:
     from atlantis.caption.metadata import MetadataCaptioner
 
-    return MetadataCaptioner(**options)
+    if fallback and fallback.strip().lower().startswith("metadata"):
+        raise ConfigError("the metadata captioner cannot be its own fallback")
+    if fallback_options and not fallback:
+        raise ConfigError("fallback_options given without a fallback captioner")
+    captioner = MetadataCaptioner(**common)  # checks device and batch_size first
+    if fallback:
+        captioner.fallback = create_captioner(
+            fallback, device=captioner.requested_device, batch_size=captioner.batch_size,
+            **(fallback_options or {}),
+        )  # fmt: skip
+    return captioner
 
 
 @CAPTIONERS.register(
