@@ -34,7 +34,6 @@ import httpx
 
 from atlantis.errors import ConfigError
 from atlantis.llm.base import LLM, LLMRequestError
-from atlantis.llm.registry import LLMS
 
 log = logging.getLogger(__name__)
 
@@ -244,9 +243,6 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
     return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
 
 
-@LLMS.register(
-    "openai", help="any OpenAI-compatible chat API (OpenAI, Azure, vLLM, Ollama, llama.cpp)"
-)
 class OpenAIChat(LLM):
     """A chat model behind an OpenAI-compatible HTTP API, with structured JSON output.
 

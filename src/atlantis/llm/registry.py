@@ -1,8 +1,12 @@
-"""Name -> LLM backend. ``create_llm("openai", model=..., base_url=...)``, ``create_llm("rules")``."""
+"""Name -> LLM backend. ``create_llm("openai", model=..., base_url=...)``, ``create_llm("rules")``.
+
+The factories import their backend module only when called: listing the backends imports
+neither httpx nor transformers, and no backend module imports this one back (a backend that
+registered itself here would make the two modules import each other).
+"""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from atlantis.llm.base import LLM
@@ -10,23 +14,29 @@ from atlantis.registry import Registry
 
 LLMS: Registry[LLM] = Registry("llm backend")
 
-# Backends register on import; the heavy ones import their libraries lazily inside.
-_MODULES = (
-    "atlantis.llm.rules",
-    "atlantis.llm.openai_backend",
-    "atlantis.llm.transformers_backend",
+
+@LLMS.register("rules", help="offline deterministic rules from statistics (not an LLM)")
+def _rules(**options: Any) -> LLM:
+    from atlantis.llm.rules import RulesEngine
+
+    return RulesEngine(**options)
+
+
+@LLMS.register(
+    "openai", help="any OpenAI-compatible chat API (OpenAI, Azure, vLLM, Ollama, llama.cpp)"
 )
+def _openai(**options: Any) -> LLM:
+    from atlantis.llm.openai_backend import OpenAIChat
+
+    return OpenAIChat(**options)
 
 
-def _load_backends() -> None:
-    for mod in _MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+@LLMS.register("transformers", help="a local Hugging Face chat model (transformers, in-process)")
+def _transformers(**options: Any) -> LLM:
+    from atlantis.llm.transformers_backend import TransformersChat
+
+    return TransformersChat(**options)
 
 
 def create_llm(name: str, **options: Any) -> LLM:
-    _load_backends()
     return LLMS.create(name, **options)

@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from atlantis.llm.base import LLM, LLMTask
-from atlantis.llm.registry import LLMS
 from atlantis.llm.store import CallStore
 from atlantis.registry import Registry
 
@@ -28,7 +27,6 @@ def rule(task_name: str) -> Callable[[RuleHandler], RuleHandler]:
     return RULES.register(task_name)
 
 
-@LLMS.register("rules", help="offline deterministic rules from statistics (not an LLM)")
 class RulesEngine(LLM):
     """Answers tasks with registered deterministic handlers (statistics, WordNet), no model."""
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from atlantis.errors import ConfigError, MissingDependencyError
 from atlantis.llm.base import LLM
-from atlantis.llm.registry import LLMS
 
 _OPTIONS = (
     "model, local_files_only, torch_dtype, device, max_new_tokens, temperature, "
@@ -29,7 +28,6 @@ _OPTIONS = (
 )
 
 
-@LLMS.register("transformers", help="a local Hugging Face chat model (transformers, in-process)")
 class TransformersChat(LLM):
     """A local causal LM prompted through its tokenizer's chat template."""
 
