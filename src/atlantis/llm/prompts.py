@@ -3,7 +3,9 @@
 A template file ``<group>/<name>.v<N>.md`` holds a system part and a user part separated by
 a line ``---user---``. Placeholders ``$name`` are filled by ``string.Template``; the task's
 structured input always goes in ``$data`` as indented JSON, fenced and labelled as data, so
-text inside captions or class names is quoted content, never instructions.
+text inside captions or class names is quoted content, never instructions. Data cannot
+close the fence: angle brackets inside the JSON are escaped (``quote_json``), and a
+delimiter tag in a named placeholder is defused (``_inline``).
 """
 
 from __future__ import annotations
@@ -39,15 +41,39 @@ class PromptTemplate:
     def render(self, variables: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, str]]:
         data = json.dumps(variables, indent=1, ensure_ascii=False, sort_keys=True, default=str)
         values = {
-            **{k: v for k, v in variables.items() if isinstance(v, str | int | float)},
+            **{k: _inline(v) for k, v in variables.items() if isinstance(v, str | int | float)},
             # Last, so that a variable called "data" or "schema" cannot replace the data block.
-            "data": f"<data>\n{data}\n</data>",
+            "data": f"<data>\n{quote_json(data)}\n</data>",
             "schema": json.dumps(schema, indent=1, sort_keys=True),
         }
         return [
             {"role": "system", "content": Template(self.system).safe_substitute(values).strip()},
             {"role": "user", "content": Template(self.user).safe_substitute(values).strip()},
         ]
+
+
+def quote_json(text: str) -> str:
+    """JSON text with every ``<`` and ``>`` written as ``\\u003c`` / ``\\u003e``.
+
+    The data block ends at the first ``</data>``: a class label or caption holding that text
+    would otherwise close the block early and have what follows read as instructions.
+    Outside strings JSON has no angle brackets, so the escapes land only inside strings,
+    where any JSON reader (and a model) reads them back as the same characters.
+    """
+    return text.replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+_TAG = re.compile(r"<(\s*/?\s*data\b[^<>]*)>", re.I)
+
+
+def _inline(value: str | int | float) -> str | int | float:
+    """A variable named in the template text (``$domain``), with delimiter tags defused.
+
+    It stands outside the data block, as plain text, so JSON escapes would show; instead a
+    ``<data>`` or ``</data>`` in it gets single angle quotes (``‹/data›``), which no reader
+    takes for the block's delimiters. Other text is left as it is.
+    """
+    return _TAG.sub(r"‹\1›", value) if isinstance(value, str) else value
 
 
 def add_prompt_dir(path: Path | str) -> None:
