@@ -4,6 +4,8 @@ A delta is a judgement call (the paper tunes it per dataset), and numbers alone 
 whether the filter removed the failed generations or the interesting ones. One small PNG per
 class lets a person check that at a glance; the report links them from ``stats.json``.
 Removed images are shown worst first (outliers by distance ratio, then duplicates).
+Transparent images are composited on white, exactly as the embedder that scored them saw
+them (``atlantis.embed.preprocess.to_rgb``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from atlantis.data.paths import image_paths
 from atlantis.data.records import ImageRecord
+from atlantis.embed.preprocess import to_rgb
 from atlantis.filtering.ordc import OUTLIER
 from atlantis.store.atomic import atomic_write_bytes
 from atlantis.store.run import Run
@@ -98,7 +101,9 @@ def _thumbnail(path: Path) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.draft("RGB", (THUMB, THUMB))  # JPEG: decode at reduced size
-            thumb = ImageOps.contain(im.convert("RGB"), (THUMB, THUMB))
+            # On white, as the embedder sees it: convert("RGB") would show transparent
+            # pixels (emoji, logos) in whatever colour they hold, often black.
+            thumb = ImageOps.contain(to_rgb(im), (THUMB, THUMB))
     except OSError:
         return Image.new("RGB", (THUMB, THUMB), MISSING)
     tile = Image.new("RGB", (THUMB, THUMB), BACKGROUND)

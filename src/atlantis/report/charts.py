@@ -39,7 +39,7 @@ REAL, REAL_PART = "#4c78a8", "#a9c4e0"  # the real data; the real part of an arm
 ARM_COLOURS = ("#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#eeca3b", "#9d755d")
 GAIN, LOSS, SCARCE, ADDED, LOW = "#54a24b", "#e45756", "#d62728", "#f58518", "#e45756"
 WIDTH = 960
-MAX_EMBED = 1 << 20  # PNGs up to this size are embedded as they are; others re-encoded
+MAX_EMBED = 1 << 20  # opaque PNGs up to this size are embedded as they are; others re-encoded
 THUMB = 96
 
 
@@ -230,17 +230,23 @@ def diverging_bars(deltas: Mapping[str, float], n: int = 10) -> str:
 
 
 def data_uri(path: Path) -> str | None:
-    """The image as a ``data:`` URI (large or non-PNG files as a small PNG thumbnail)."""
+    """The image as a ``data:`` URI: a small opaque PNG as it is, anything else (large,
+    another format, or transparent) as a small PNG thumbnail composited on white, the way
+    the embedder saw it (``atlantis.embed.preprocess.to_rgb``)."""
+    from PIL import Image
+
+    from atlantis.embed.preprocess import has_alpha, to_rgb
+
     try:
         raw = path.read_bytes()
-        if path.suffix.lower() == ".png" and len(raw) <= MAX_EMBED:
-            return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
-        from PIL import Image
-
-        with Image.open(io.BytesIO(raw)) as im:
-            im.thumbnail((THUMB, THUMB))
+        with Image.open(io.BytesIO(raw)) as im:  # reads the header; pixels only if needed
+            if im.format == "PNG" and len(raw) <= MAX_EMBED and not has_alpha(im):
+                return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
+            im.draft("RGB", (THUMB, THUMB))  # JPEG: decode at reduced size
+            thumb = to_rgb(im)  # composite first: resizing RGBA would darken the edges
+            thumb.thumbnail((THUMB, THUMB))
             buf = io.BytesIO()
-            im.convert("RGB").save(buf, format="PNG", optimize=True)
+            thumb.save(buf, format="PNG", optimize=True)
     except OSError:  # missing or unreadable: the report skips it
         return None
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
