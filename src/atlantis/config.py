@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from atlantis import redact
 from atlantis.caption.config import CaptionConfig
 from atlantis.data.scenarios import ScenarioConfig
 from atlantis.errors import ConfigError
@@ -22,7 +23,6 @@ from atlantis.insight.config import InsightConfig
 from atlantis.pipeline.config import LoopConfig
 from atlantis.plan.config import PlanConfig
 from atlantis.robustness.config import AttackConfig
-from atlantis.store.atomic import atomic_write_text
 from atlantis.train.config import TrainConfig
 
 
@@ -178,5 +178,8 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_config(config: AtlantisConfig, path: Path | str) -> None:
-    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    atomic_write_text(path, text)
+    """Write the resolved config, secrets replaced by a placeholder (``atlantis.redact``):
+    header values and anything a configured key variable holds never reach the run folder."""
+    data = config.model_dump(mode="json")
+    redact.register(redact.config_secrets(data))
+    redact.write_redacted(path, yaml.safe_dump(redact.redact_config(data), sort_keys=False))

@@ -13,7 +13,9 @@ Two layers:
 The API key is read from an environment variable (``api_key_env``, default
 ``OPENAI_API_KEY``) at every request and sent only in a header. It is never stored on the
 object, logged, put in ``identity``/``repr``, or quoted in an error; a local server needing
-no key simply gets no header. Transient failures (connection errors, timeouts, 429, 5xx)
+no key simply gets no header. The key and the extra ``headers``' values are registered
+with ``atlantis.redact`` and scrubbed from every answer and error message, so a server
+that echoes them back cannot get them written into a run folder. Transient failures (connection errors, timeouts, 429, 5xx)
 are retried with exponential backoff and jitter, honouring ``Retry-After``; other 4xx
 answers fail at once with the server's message, because asking again cannot help.
 """
@@ -32,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from atlantis import redact
 from atlantis.errors import ConfigError
 from atlantis.llm.base import LLM, LLMRequestError
 
@@ -85,7 +88,9 @@ class OpenAICompatibleClient:
         self.api_key_env = api_key_env
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
-        self.headers = dict(headers or {})
+        self.headers = {str(k): str(v) for k, v in (headers or {}).items()}
+        redact.check_not_redacted(self.headers)
+        redact.register(self.headers.values())
         self.azure = azure
         self.api_version = api_version
         self._http: httpx.Client | None = None
@@ -110,7 +115,7 @@ class OpenAICompatibleClient:
                 f"{self.base_url}/chat/completions answered without choices[0].message: "
                 f"{str(body)[:300]}"
             ) from None
-        return _message_text(message)
+        return self._scrub(_message_text(message))
 
     def models(self) -> list[str]:
         """The model ids the server offers (``GET /models``): a cheap check of URL and key."""
@@ -169,7 +174,9 @@ class OpenAICompatibleClient:
             return self._http
 
     def _key(self) -> str:
-        return os.environ.get(self.api_key_env, "").strip()
+        key = os.environ.get(self.api_key_env, "").strip()
+        redact.register([key])  # the variable may change between requests
+        return key
 
     def _auth_headers(self) -> dict[str, str]:
         headers = dict(self.headers)
@@ -178,9 +185,9 @@ class OpenAICompatibleClient:
         return headers
 
     def _scrub(self, text: str) -> str:
-        """Servers sometimes echo the key back in an error; never let it reach a message."""
-        key = self._key()
-        return text.replace(key, "***") if key else text
+        """Servers sometimes echo the key or a header back, in an error or an answer; never
+        let one reach a message or a file."""
+        return redact.redact_text(text, extra=[self._key(), *self.headers.values()])
 
     def _hint(self, status: int) -> str:
         if status in (401, 403):

@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from atlantis import redact
 from atlantis.errors import StageError
-from atlantis.store.atomic import atomic_write_text, file_sha256
+from atlantis.store.atomic import file_sha256
 
 MANIFEST_SCHEMA_VERSION = 1
 
@@ -49,8 +50,12 @@ def _now() -> str:
 def config_hash(
     config: BaseModel | Mapping[str, Any] | None, exclude: set[str] | None = None
 ) -> str:
-    """Stable hash of a config: canonical JSON, minus keys that do not change results."""
-    data: Any = (
+    """Stable hash of a config: canonical JSON, minus keys that do not change results.
+
+    Secret values are not part of it (the config is redacted first; ``atlantis.redact``
+    says why): a rotated API key or header value does not re-run a stage.
+    """
+    data: Any = redact.redact_config(
         config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
     )
     for key in exclude or ():
@@ -224,6 +229,8 @@ class Run:
         cfg = (
             config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
         )
+        redact.register(redact.config_secrets(cfg))  # for the manifests and what the body writes
+        cfg = redact.redact_config(cfg)  # the manifest records the config without its secrets
         h = config_hash(cfg, exclude)
         inputs = dict(inputs or {})
         prev = self.read_manifest(name)
@@ -244,4 +251,4 @@ class Run:
         self._write_manifest(ctx._manifest("done"))
 
     def _write_manifest(self, m: StageManifest) -> None:
-        atomic_write_text(self.manifest_path(m.stage), m.model_dump_json(indent=2) + "\n")
+        redact.write_redacted(self.manifest_path(m.stage), m.model_dump_json(indent=2) + "\n")
