@@ -169,3 +169,34 @@ def test_unknown_scheme() -> None:
 
 def test_split_summary_always_has_three_keys() -> None:
     assert split_summary([]) == {s: {"images": 0, "classes": 0} for s in ("train", "val", "test")}
+
+
+def test_zsl_with_one_class_leaves_no_test_split_and_says_what_to_do() -> None:
+    with pytest.raises(DataError, match="split rule 'zsl'") as err:
+        assign_splits(make_dataset(1), "zsl")
+    message = str(err.value)
+    assert "has 1 class" in message and "test split would be empty" in message
+    assert "--split fsl" in message and "add classes" in message
+    assert assign_splits(make_dataset(1), "fsl")  # the way out it names works
+
+
+@pytest.mark.parametrize(("sides", "empty"), [(["train"] * 3, "test"), (["test"] * 3, "train")])
+def test_official_split_with_one_side_only(sides: list[str], empty: str) -> None:
+    with pytest.raises(DataError, match=f"all 3 classes .* the {empty} split would be empty"):
+        assign_splits(make_dataset(3, official=sides), "zsl")
+
+
+def test_fsl_with_only_single_image_classes_leaves_no_test_split() -> None:
+    with pytest.raises(DataError, match=r"all 3 class.*single image.*--split zsl"):
+        assign_splits(make_dataset(3, per_class=1), "fsl")
+    with pytest.raises(DataError, match="single image") as err:
+        assign_splits(make_dataset(1, per_class=1), "fsl")
+    assert "--split zsl" not in str(err.value)  # one class: zsl would not help either
+
+
+def test_a_single_test_class_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        out = assign_splits(make_dataset(3), "zsl", val_fraction=0.0)
+    assert len(classes_in(out, "test")) == 1
+    assert "test split has a single class ('003.class')" in caplog.text
+    assert "--split fsl" in caplog.text

@@ -24,7 +24,7 @@ from atlantis.data.readers import read_dataset
 from atlantis.data.records import ImageRecord, read_records, write_records
 from atlantis.data.scenarios import apply_scenario
 from atlantis.data.splits import assign_splits, split_summary
-from atlantis.errors import ConfigError, StageError
+from atlantis.errors import ConfigError, DataError, StageError
 from atlantis.store.atomic import atomic_write_text
 from atlantis.store.run import Run, StageManifest
 
@@ -106,15 +106,26 @@ def _describe(dataset: Dataset) -> dict:
 
 
 def _dataset_fingerprint(root: Path) -> str:
-    """Cheap change detector: names, sizes and mtimes of the root's top-level entries."""
+    """Cheap change detector: names, sizes and mtimes of the root folder's top-level entries.
+
+    A root given as a file (a manifest, ``cars_annos.mat``) stands for its folder, which
+    holds that file too. A root that is missing fingerprints as such: the reader then says
+    what the root should be.
+    """
     import hashlib
 
+    folder = root if root.is_dir() else root.parent
     if not root.exists():
         return "missing"
     h = hashlib.sha256()
-    for p in sorted(root.iterdir()):
-        st = p.stat()
-        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    try:
+        for p in sorted(folder.iterdir()):
+            st = p.stat() if p.exists() else p.lstat()  # a dangling link counts as itself
+            h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    except OSError as e:  # no permission to list it, a broken link in it, ...
+        raise DataError(
+            f"cannot read the dataset folder ({e.strerror or e}); check its permissions", folder
+        ) from None
     return h.hexdigest()[:16]
 
 

@@ -52,6 +52,7 @@ def assign_splits(
         split_of = _fsl(dataset, val_fraction, seed)
     else:
         raise ValueError(f"unknown split scheme {scheme!r}; valid: 'zsl', 'fsl'")
+    _check_usable(dataset, scheme, split_of)
     # Deep copies: nothing (meta, captions) is shared with the input records. The split
     # values are the Literal's own names, so no re-validation is needed.
     return [r.model_copy(update={"split": split_of[r.id]}, deep=True) for r in dataset.records]
@@ -65,6 +66,51 @@ def split_summary(records: list[ImageRecord]) -> dict[str, dict[str, int]]:
         images[rec.split] += 1
         classes[rec.split].add(rec.label)
     return {s: {"images": images[s], "classes": len(classes[s])} for s in SPLIT_NAMES}
+
+
+def _check_usable(dataset: Dataset, scheme: str, split_of: dict[str, str]) -> None:
+    """Refuse a split that leaves train or test empty; warn when test has a single class.
+
+    Every later stage needs both: nothing trains on an empty train split, and an empty test
+    split gives no Recall@K at all (a run would fail at its first evaluation, long after
+    ingest). Retrieval among one test class is trivially perfect, worth a warning only.
+    """
+    n = len(dataset.classes)
+    classes: dict[str, set[str]] = defaultdict(set)
+    for rec in dataset.records:
+        classes[split_of[rec.id]].add(rec.label)
+    train = classes["train"] | classes["val"]  # val is carved out of train
+    if dataset.official_split and scheme == "zsl" and not (train and classes["test"]):
+        empty, side = ("test", "train") if train else ("train", "test")
+        raise DataError(
+            f"split rule 'zsl' uses the dataset's official class split, and all {n} classes are "
+            f"on its {side} side, so the {empty} split would be empty: list {empty} classes in "
+            f"the dataset's {empty} file, or use --split fsl (every class in train and test)",
+            dataset.root,
+        )
+    if scheme == "zsl" and not classes["test"]:
+        raise DataError(
+            f"split rule 'zsl' trains on the first half of the classes and tests on the rest "
+            f"(unseen ones); the dataset has {n} class, so the test split would be empty: add "
+            "classes (zsl needs at least 2), or use --split fsl (every class in train and test)",
+            dataset.root,
+        )
+    if scheme == "fsl" and not classes["test"]:
+        zsl = ", or use --split zsl (test on unseen classes)" if n >= 2 else ""
+        raise DataError(
+            f"split rule 'fsl' splits each class's images 50:50 between train and test; all {n} "
+            "class(es) have a single image, so the test split would be empty: add images (at "
+            f"least 2 per class){zsl}",
+            dataset.root,
+        )
+    if len(classes["test"]) == 1:
+        logger.warning(
+            "%s: the test split has a single class (%r), so every Recall@K is trivially 1; "
+            "add classes%s",
+            scheme,
+            next(iter(classes["test"])),
+            " or use --split fsl" if scheme == "zsl" else "",
+        )
 
 
 def _zsl(dataset: Dataset, val_fraction: float, seed: int) -> dict[str, str]:

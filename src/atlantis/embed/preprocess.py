@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
+from atlantis.data.images import open_image
 from atlantis.errors import DataError
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -59,14 +60,17 @@ def open_image_rgb(path: Path | str) -> Image.Image:
 
     The pixels are decoded here (not lazily by PIL later) so that a truncated or corrupt file
     fails at this point, with its name, rather than deep inside a model's batch. EXIF
-    orientation is applied because phone photos are often stored sideways.
+    orientation is applied because phone photos are often stored sideways. A decompression
+    bomb's warning or error names the file (``open_image``).
     """
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.load()
             upright = ImageOps.exif_transpose(image)
             return to_rgb(upright if upright is not None else image).copy()
-    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBomb...
+    except DataError:  # a decompression bomb, already worded with the file's name
+        raise
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, ...
         raise DataError(f"cannot read image ({type(exc).__name__}: {exc})", path) from exc
 
 

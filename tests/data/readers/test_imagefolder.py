@@ -109,7 +109,7 @@ def test_root_must_exist_and_be_a_folder(tmp_path: Path) -> None:
         read_dataset("imagefolder", tmp_path / "nope")
     file = tmp_path / "file.txt"
     file.write_text("x")
-    with pytest.raises(DataError, match="must be a folder"):
+    with pytest.raises(DataError, match="is a file, but format 'imagefolder' reads a folder"):
         read_dataset("imagefolder", file)
 
 

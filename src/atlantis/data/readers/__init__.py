@@ -8,6 +8,7 @@ so every reader returns a ``Dataset`` that downstream stages can trust.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from atlantis.data.dataset import READERS, Dataset, SkippedItem
@@ -16,10 +17,25 @@ from atlantis.data.dataset import READERS, Dataset, SkippedItem
 from atlantis.data.readers import cars196, cub, imagefolder, manifest, sop  # noqa: F401
 from atlantis.errors import DataError
 
-__all__ = ["READERS", "read_dataset"]
+__all__ = ["READERS", "read_dataset", "root_folder"]
 
-# Formats whose root may be a single file (the manifest itself) rather than a folder.
-FILE_ROOT_FORMATS = frozenset({"manifest"})
+logger = logging.getLogger(__name__)
+
+# Per format: what its root folder holds (for errors), and the files in it that a root may
+# name instead, meaning their folder (None: any file, which is then the manifest itself).
+ROOT_LAYOUTS: dict[str, tuple[str, frozenset[str] | None]] = {
+    "imagefolder": ("one sub-folder of images per class (<root>/<class>/<image>)", frozenset()),
+    "manifest": (f"the manifest ({', '.join(manifest.MANIFEST_NAMES)}) and its images", None),
+    "cub": (
+        f"CUB_200_2011/, or its {', '.join(cub.INDEX_FILES)} and images/",
+        frozenset(cub.INDEX_FILES),
+    ),
+    "cars196": (f"{cars196.ANNOTATIONS_FILE} and car_ims/", frozenset({cars196.ANNOTATIONS_FILE})),
+    "sop": (
+        f"{', '.join(sop.SPLIT_FILES.values())} and the <class>_final/ image folders",
+        frozenset({*sop.SPLIT_FILES.values(), "Ebay_info.txt"}),
+    ),
+}
 
 
 def read_dataset(
@@ -30,23 +46,55 @@ def read_dataset(
     ``skip_bad=False`` stops at the first bad item with a ``DataError`` naming its file and
     line. ``skip_bad=True`` leaves bad items out, and also drops classes that end up with no
     images (a class with no images cannot be split or evaluated); both are listed in
-    ``Dataset.skipped``. ``verify_images=False`` skips opening each image (faster re-reads).
-    An unknown ``format`` raises the registry's error, which lists the valid names.
+    ``Dataset.skipped`` and logged. ``verify_images=False`` skips decoding each image (faster
+    re-reads). ``root`` may also name the format's own annotation file (``cars_annos.mat``,
+    ``images.txt``, a manifest), as users often do: its folder is the root then. An unknown
+    ``format`` raises the registry's error, which lists the valid names.
     """
     reader = READERS.get(format)
-    root = Path(root)
-    if not root.exists():
-        raise DataError(f"dataset root does not exist (format {format!r})", root)
-    if not root.is_dir() and format.lower() not in FILE_ROOT_FORMATS:
-        raise DataError(f"dataset root must be a folder for format {format!r}", root)
-    dataset = reader(root, skip_bad=skip_bad, verify_images=verify_images)
+    dataset = reader(root_folder(format, root), skip_bad=skip_bad, verify_images=verify_images)
     if skip_bad:
         _drop_empty_classes(dataset)
+        _log_skipped(dataset)
     if not dataset.records:
         skipped = f" ({len(dataset.skipped)} bad item(s) skipped)" if dataset.skipped else ""
         raise DataError(f"no images found for format {format!r}{skipped}", dataset.root)
     dataset.validate()
     return dataset
+
+
+def root_folder(format: str, root: Path | str) -> Path:
+    """The folder ``format``'s reader reads, from ``root`` as given (a folder, or a file in it).
+
+    A root that does not exist, or a file the format does not read, is a ``DataError``
+    saying what the root should hold. The manifest reader takes its file itself.
+    """
+    root = Path(root)
+    holds, files = ROOT_LAYOUTS.get(format.lower(), ("the dataset", frozenset()))
+    if not root.exists():
+        raise DataError(
+            f"dataset root does not exist (format {format!r}); point --root (data.root) at the "
+            f"folder holding {holds}",
+            root,
+        )
+    if root.is_dir() or files is None:
+        return root
+    if root.name in files:
+        return root.parent
+    raise DataError(
+        f"dataset root is a file, but format {format!r} reads a folder: point --root "
+        f"(data.root) at the folder holding {holds}",
+        root,
+    )
+
+
+def _log_skipped(dataset: Dataset, limit: int = 10) -> None:
+    """Name the skipped items on the console, not only in the run's files."""
+    for item in dataset.skipped[:limit]:
+        where = item.path or item.source
+        logger.warning("skipped %s: %s", where, item.reason)
+    if len(dataset.skipped) > limit:
+        logger.warning("... and %d more skipped item(s)", len(dataset.skipped) - limit)
 
 
 def _drop_empty_classes(dataset: Dataset) -> None:

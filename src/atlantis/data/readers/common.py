@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from PIL import Image
-
 from atlantis.data.dataset import SkippedItem
+from atlantis.data.images import check_decodes
 from atlantis.data.records import safe_relative_path
 from atlantis.errors import DataError
+
+#: The way on after a bad or missing image, appended to its error (and dropped from the
+#: skipped list, whose items *were* left out).
+SKIP_HINT = "; fix or remove the file, or pass --skip-bad to leave it out"
+MISSING_HINT = "; correct the path, or pass --skip-bad to leave it out"
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
@@ -52,28 +56,61 @@ def resolve_under_root(
 
 
 def check_image(
-    path: Path, source: Path | str, line: int | None = None, *, verify: bool = True
+    path: Path | str, source: Path | str, line: int | None = None, *, verify: bool = True
 ) -> None:
-    """Raise ``DataError`` unless ``path`` is an existing file that PIL can parse.
+    """Raise ``DataError`` unless ``path`` is an existing file whose pixels decode.
 
-    ``Image.verify()`` reads the headers (and PNG checksums) without decoding pixels, so it
-    is cheap enough for every image of a dataset, and catches files that are not images at
-    all or are cut short, before hours of embedding fail on them.
+    The pixels are decoded (``check_decodes``), not just the headers parsed: a JPEG cut short
+    has intact headers, and would otherwise pass here and fail hours later in ``embed``. The
+    error names the image, and ``source`` / ``line`` where it was listed, and says how to go
+    on (fix the file, or ``--skip-bad`` to leave it out).
     """
+    path = Path(path)
     # Name the image only when the error does not already point at it (imagefolder's does).
     name = "" if Path(source) == path else f"{str(path)!r} "
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
-        raise DataError(f"image file {name}{what}", source, line)
+        raise DataError(f"image file {name}{what}{MISSING_HINT}", source, line)
     if not verify:
         return
     try:
-        with Image.open(path) as im:
-            im.verify()
+        check_decodes(path)
+    except DataError as e:  # a decompression bomb: its message already says what it is
+        reason = str(e).removeprefix(f"{path}: ")
+        raise DataError(f"image {name}{reason}{SKIP_HINT}", source, line) from None
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
         detail = type(e).__name__ if str(path) in str(e) else f"{type(e).__name__}: {e}"
         what = f"{name}is not" if name else "not"
-        raise DataError(f"{what} a readable image ({detail})", source, line) from None
+        raise DataError(f"{what} a readable image ({detail}){SKIP_HINT}", source, line) from None
+
+
+@contextmanager
+def utf8_text(file: Path) -> Iterator[None]:
+    """Turn a text file's bad encoding, met while reading it, into a ``DataError``.
+
+    Index files and manifests are often saved by spreadsheet programs in a legacy code page
+    (``caf\xe9`` in cp1252); Python's error gives a byte offset into an internal buffer, so the
+    line is found again here, on this error path only.
+    """
+    try:
+        yield
+    except UnicodeDecodeError as e:
+        bad = f"byte {e.object[e.start]:#04x}" if e.start < len(e.object) else "a byte"
+        raise DataError(
+            f"not UTF-8 text ({bad} cannot be decoded); save the file as UTF-8",
+            file,
+            _first_non_utf8_line(file),
+        ) from None
+
+
+def _first_non_utf8_line(file: Path) -> int | None:
+    with open(file, "rb") as fh:
+        for line, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return line
+    return None
 
 
 class BadItems:
@@ -115,7 +152,7 @@ class BadItems:
 
 def _skipped_from(err: DataError, path: str | None) -> SkippedItem:
     """Split a ``DataError`` back into where it happened and why."""
-    message = str(err)
+    message = str(err).removesuffix(SKIP_HINT).removesuffix(MISSING_HINT)
     if err.path is None:
         return SkippedItem(source="", reason=message, path=path)
     source = str(err.path) if err.line is None else f"{err.path}:{err.line}"

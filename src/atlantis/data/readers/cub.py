@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from atlantis.data.dataset import READERS, Dataset
-from atlantis.data.readers.common import BadItems, check_image, resolve_under_root
+from atlantis.data.readers.common import BadItems, check_image, resolve_under_root, utf8_text
 from atlantis.data.records import ImageRecord
 from atlantis.errors import DataError
 
@@ -95,7 +95,7 @@ def _split_line(text: str, file: Path, line: int, what: str) -> tuple[int, str]:
 
 def _read_classes(file: Path) -> dict[int, str]:
     classes: dict[int, str] = {}
-    with open(file, encoding="utf-8") as fh:
+    with utf8_text(file), open(file, encoding="utf-8") as fh:
         for line, text in enumerate(fh, start=1):
             if text.strip():
                 class_id, name = _split_line(text, file, line, "class name")
@@ -108,7 +108,7 @@ def _read_classes(file: Path) -> dict[int, str]:
 def _read_index(file: Path, bad: BadItems) -> dict[int, tuple[int, str]]:
     """Map image id -> (line, value); bad lines are skipped or raised through ``bad``."""
     out: dict[int, tuple[int, str]] = {}
-    with open(file, encoding="utf-8") as fh:
+    with utf8_text(file), open(file, encoding="utf-8") as fh:
         for line, text in enumerate(fh, start=1):
             if not text.strip():
                 continue

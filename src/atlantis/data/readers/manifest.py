@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from atlantis.data.dataset import READERS, Dataset
-from atlantis.data.readers.common import BadItems, check_image, resolve_under_root
+from atlantis.data.readers.common import BadItems, check_image, resolve_under_root, utf8_text
 from atlantis.data.records import ImageRecord
 from atlantis.errors import DataError
 
@@ -56,7 +56,14 @@ def read_manifest(root: Path, *, skip_bad: bool = False, verify_images: bool = T
 
 
 def _find_manifest(root: Path) -> Path:
+    """The manifest: ``root`` itself when it is a file, else the first of MANIFEST_NAMES in it."""
     if root.is_file():
+        if root.suffix.lower() not in (".csv", ".jsonl"):
+            raise DataError(
+                "is not a manifest (a .csv or .jsonl file); point --root (data.root) at the "
+                f"manifest file, or at the folder holding one of {', '.join(MANIFEST_NAMES)}",
+                root,
+            )
         return root
     for name in MANIFEST_NAMES:
         if (root / name).is_file():
@@ -66,7 +73,8 @@ def _find_manifest(root: Path) -> Path:
 
 def _csv_rows(file: Path) -> Iterator[tuple[int, Row]]:
     """Yield ``(line number, row or its error)``; a header lacking a required column stops."""
-    with open(file, encoding="utf-8-sig", newline="") as fh:  # -sig: Excel writes a BOM
+    # -sig: Excel writes a BOM
+    with utf8_text(file), open(file, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         found = [c.strip() for c in reader.fieldnames or []]
         _require_columns(found, file, None)
@@ -87,7 +95,7 @@ def _csv_rows(file: Path) -> Iterator[tuple[int, Row]]:
 
 def _jsonl_rows(file: Path) -> Iterator[tuple[int, Row]]:
     """Yield ``(line number, row or its error)``: a bad line is one bad item, not a bad file."""
-    with open(file, encoding="utf-8-sig") as fh:
+    with utf8_text(file), open(file, encoding="utf-8-sig") as fh:
         for line, text in enumerate(fh, start=1):
             if not text.strip():
                 continue

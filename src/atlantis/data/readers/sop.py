@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from atlantis.data.dataset import READERS, Dataset
-from atlantis.data.readers.common import BadItems, check_image, resolve_under_root
+from atlantis.data.readers.common import BadItems, check_image, resolve_under_root, utf8_text
 from atlantis.data.records import ImageRecord
 from atlantis.errors import DataError
 
@@ -79,7 +79,7 @@ def read_sop(root: Path, *, skip_bad: bool = False, verify_images: bool = True) 
 
 def _rows(file: Path) -> list[tuple[int, list[str]]]:
     """Check the header, then return ``(line, whitespace-split fields)`` per non-blank row."""
-    with open(file, encoding="utf-8") as fh:
+    with utf8_text(file), open(file, encoding="utf-8") as fh:
         lines = fh.read().splitlines()
     if not lines or lines[0].split() != HEADER:
         got = lines[0].strip() if lines else "an empty file"
