@@ -120,3 +120,9 @@ def test_empty_class_is_an_error(cars: Path) -> None:
     write_mat(cars, [row(1, 1), row(2, 3)])
     with pytest.raises(DataError, match=r"no images: \['Acura RL Sedan 2012'\]"):
         read_dataset("cars196", cars)
+
+
+def test_root_may_name_the_mat_file(cars: Path) -> None:
+    assert read_dataset("cars196", cars / "cars_annos.mat").root == cars
+    with pytest.raises(DataError, match="is a file, but format 'cars196' reads a folder"):
+        read_dataset("cars196", cars / "car_ims" / "000001.jpg")

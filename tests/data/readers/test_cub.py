@@ -155,3 +155,17 @@ def test_skip_bad_keeps_going_and_drops_emptied_class(cub: Path) -> None:
         f"{cub / 'images.txt'}:4",
     ]
     assert "002.Laysan_Albatross" in ds.skipped[3].reason
+
+
+def test_root_may_name_an_index_file(cub: Path) -> None:
+    assert read_dataset("cub", cub / "images.txt").root == cub  # its folder is the root
+    with pytest.raises(
+        DataError, match=r"is a file, but format 'cub' reads a folder.*CUB_200_2011/"
+    ):
+        read_dataset("cub", cub / "images" / CLASSES[1] / "Black_footed_Albatross_0001.jpg")
+
+
+def test_index_file_not_in_utf8_names_the_line(cub: Path) -> None:
+    (cub / "classes.txt").write_bytes(b"1 001.Black\n2 002.Caf\xe9\n3 003.Sooty\n")
+    with pytest.raises(DataError, match=r"classes\.txt:2: not UTF-8 text \(byte 0xe9"):
+        read_dataset("cub", cub)

@@ -77,6 +77,21 @@ def test_root_may_be_the_manifest_file(images: Path) -> None:
     assert ds.root == images and [r.path for r in ds.records] == ["img/a.png"]
 
 
+def test_root_naming_a_file_that_is_no_manifest(images: Path) -> None:
+    with pytest.raises(DataError, match=r"a\.png: is not a manifest.*the manifest file, or"):
+        read_dataset("manifest", images / "img" / "a.png")
+
+
+@pytest.mark.parametrize("name", ["manifest.csv", "manifest.jsonl"])
+def test_manifest_not_in_utf8_names_the_line(images: Path, name: str) -> None:
+    rows = {"manifest.csv": b"path,label\nimg/a.png,cat\nimg/b.jpg,caf\xe9\n",
+            "manifest.jsonl": b'{"path": "img/a.png", "label": "cat"}\n{"path": "img/b.jpg", '
+                              b'"label": "caf\xe9"}\n'}  # fmt: skip
+    (images / name).write_bytes(rows[name])
+    with pytest.raises(DataError, match=rf"{name}:\d: not UTF-8 text.*save the file as UTF-8"):
+        read_dataset("manifest", images, skip_bad=True)  # the whole file is unreadable
+
+
 def test_manifest_names_are_tried_in_order(images: Path) -> None:
     write_csv(images, ["path,label", "img/a.png,from_metadata"], name="metadata.csv")
     assert read_dataset("manifest", images).classes == ["from_metadata"]

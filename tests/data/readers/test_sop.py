@@ -111,3 +111,12 @@ def test_skip_bad_keeps_going(sop: Path) -> None:
         "Ebay_test.txt:6",
     ]
     assert ds.skipped[0].path == "cabinet_final/222_0.JPG"
+
+
+def test_root_may_name_a_split_file(sop: Path) -> None:
+    assert read_dataset("sop", sop / "Ebay_test.txt").root == sop
+    (sop / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"notes\.txt: dataset root is a file.*Ebay_train\.txt"):
+        read_dataset("sop", sop / "notes.txt")
+    with pytest.raises(DataError, match=r"does not exist.*point --root"):
+        read_dataset("sop", sop / "missing")
