@@ -338,3 +338,93 @@ def test_default_cache_dir_follows_the_environment(
     monkeypatch.delenv("ATLANTIS_HOME")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "atlantis" / "cache"
+
+
+# ------------------------------------------------------------------ unreadable pool files
+
+
+def test_unreadable_pool_files_are_skipped_with_a_warning_and_never_picked(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path / "pool")
+    (pool / "empty.png").write_bytes(b"")
+    (pool / "text.jpg").write_text("not a jpeg")
+    (pool / "cut.png").write_bytes((pool / "a/cat.png").read_bytes()[:60])
+    # The best matches, were they readable:
+    captions = dict.fromkeys(("empty.png", "text.jpg", "cut.png"), "a kitten asleep")
+    lines = [json.dumps({"file": f, "caption": c}) for f, c in {**CAPTIONS, **captions}.items()]
+    (pool / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    src = RetrieveSource(pool=str(pool), captions=str(pool / "captions.jsonl"))
+    with pytest.warns(RuntimeWarning, match="retrieve pool: skipping") as caught:
+        src.load()
+    named = sorted(str(w.message).split(": ")[1].removeprefix("skipping ") for w in caught)
+    assert named == [str(pool / f) for f in ("cut.png", "empty.png", "text.jpg")]
+    assert "zero-byte" in src.unusable["empty.png"]
+    assert "not a readable image" in src.unusable["text.jpg"]
+    results = src.make([spec(i, "a kitten asleep") for i in range(6)])
+    picked = [r.params["pool_file"] for r in results if r.ok]
+    assert sorted(picked) == sorted(CAPTIONS)  # every readable image, none of the bad ones
+    assert "all 5 images are used (3 unreadable one(s) left out)" in (results[5].error or "")
+
+
+def test_a_file_damaged_after_the_check_is_skipped_when_picked(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path / "pool")
+    src = RetrieveSource(pool=str(pool), captions=str(pool / "captions.jsonl"))
+    src.load()
+    (pool / "b/boat.png").write_bytes(b"")
+    with pytest.warns(RuntimeWarning, match=r"skipping .*b/boat\.png: not a readable image"):
+        (result,) = src.make([spec(0, "a sailing boat")])
+    assert result.ok and result.params["pool_file"] != "b/boat.png"
+    assert "b/boat.png" in src.unusable and "b/boat.png" not in src.used
+
+
+def test_a_pool_with_no_readable_image_is_an_error(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "a.png").write_bytes(b"")
+    (pool / "b.jpg").write_text("text")
+    src = RetrieveSource(pool=str(pool), captions=None)
+    with pytest.warns(RuntimeWarning), pytest.raises(DataError) as err:
+        src.load()
+    assert str(err.value).startswith(f"{pool}: none of the retrieve pool's 2 image file(s)")
+    assert "a.png: an empty (zero-byte) file" in str(err.value)
+    assert "point generate.options.pool at another folder" in str(err.value)
+
+
+def test_pool_verdicts_are_remembered_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from atlantis.generate import pool_check
+
+    decoded: list[str] = []
+    real = pool_check.check_decodes
+    monkeypatch.setattr(pool_check, "check_decodes", lambda p: (decoded.append(p.name), real(p)))
+    pool = make_pool(tmp_path / "pool")
+    (pool / "bad.png").write_text("no")
+    cache = tmp_path / "cache"
+    files = list_pool(pool)
+    assert pool_check.check_pool(pool, files, cache / "c.json") == {
+        "bad.png": "not a readable image (UnidentifiedImageError)"
+    }
+    assert len(decoded) == len(files)
+    decoded.clear()
+    assert set(pool_check.check_pool(pool, files, cache / "c.json")) == {"bad.png"}
+    assert decoded == []  # nothing changed: nothing decoded again
+    Image.new("RGB", (3, 3)).save(pool / "bad.png")  # fixed
+    assert pool_check.check_pool(pool, files, cache / "c.json") == {}
+    assert decoded == ["bad.png"]
+    (cache / "c.json").write_text("{ torn")
+    assert pool_check.check_pool(pool, files, cache / "c.json") == {}  # checked again
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # 12 x 12 = 144 > 2 x 50: refused
+    refused = pool_check.check_pool(pool, files, cache / "c.json")  # another limit: re-checked
+    assert set(refused) == set(CAPTIONS) and "decompression bomb" in refused["dog.jpg"]
+
+
+def test_a_bomb_warning_on_a_pool_image_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = make_pool(tmp_path / "pool")
+    src = RetrieveSource(pool=str(pool), captions=str(pool / "captions.jsonl"))
+    src.load()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 144 pixels: over, not twice over
+    with pytest.warns(Image.DecompressionBombWarning, match=rf"^{pool}/dog\.jpg: Image size"):
+        (result,) = src.make([spec(0, "a dog in the snow")])
+    assert result.ok and result.params["pool_file"] == "dog.jpg"

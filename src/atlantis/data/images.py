@@ -75,13 +75,7 @@ def check_decodes(path: Path | str) -> None:
     file that is not an image, is corrupt or is cut short, for the caller to word in its
     context (a manifest line, a pool file).
     """
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        raise DataError(
-            "cannot check the image: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set to True in this "
-            "process (by a plugin or library), which makes cut-short images load without an "
-            "error; unset it",
-            path,
-        )
+    require_strict_decoding(path)
     with open_image(path) as image:
         image.verify()  # chunk structure and PNG checksums, which load() does not check
     # verify() leaves the image unusable: the pixels need a fresh open.
@@ -89,3 +83,17 @@ def check_decodes(path: Path | str) -> None:
         if image.format == "JPEG":
             image.draft(None, (1, 1))  # decode at 1/8 scale: every byte is still read
         image.load()
+
+
+def require_strict_decoding(path: Path | str | None = None) -> None:
+    """Raise ``DataError`` while PIL tolerates truncated images: no check could then be trusted.
+
+    ``path`` is the file that was to be checked, for the message.
+    """
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise DataError(
+            "cannot check images: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set to True in this "
+            "process (by a plugin or library), which makes cut-short images load without an "
+            "error; unset it",
+            path,
+        )

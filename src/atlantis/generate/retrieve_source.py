@@ -43,11 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from atlantis.data.images import open_image
 from atlantis.data.records import ImageRecord
 from atlantis.errors import ConfigError, DataError
 from atlantis.generate.base import ImageSource, PlanItem, SourceResult
+from atlantis.generate.pool_check import check_pool
 
 #: Bump when scoring or picking changes, so stored picks are not reused.
 KEY_VERSION = 1
@@ -200,6 +201,8 @@ class RetrieveSource(ImageSource):
             raise ConfigError(
                 f"retrieve pool {self.pool} holds no images ({sorted(IMAGE_SUFFIXES)})"
             )
+        self._listed = tuple(self.files)  # the identity's files; ``files`` loses bad ones
+        self.unusable: dict[str, str] = {}  # file -> why it is never picked
         self.used: set[str] = set()
         self._identity: str | None = None
         self._captions: list[str] = []
@@ -215,7 +218,7 @@ class RetrieveSource(ImageSource):
     @property
     def identity(self) -> str:
         if self._identity is None:
-            pool = _stamp([self.pool / f for f in self.files])
+            pool = _stamp([self.pool / f for f in self._listed])
             caps = _stamp([self.captions_file]) if self.captions_file else None
             # The pool by content stamp, not path: a pool moved with its files reuses picks.
             ident = {"source": "retrieve", "v": KEY_VERSION, "pool_stamp": pool, "captions": caps, "scorer": self.scorer,
@@ -240,6 +243,7 @@ class RetrieveSource(ImageSource):
     # ------------------------------------------------------------ loading
 
     def _load(self) -> None:
+        self._drop_unusable()
         paths = [self.pool / f for f in self.files]
         if self.clip:
             self._vectors, self._encode = self._load_clip(paths)
@@ -251,6 +255,31 @@ class RetrieveSource(ImageSource):
         self._encode = load_minilm()
         self._vectors = text_vectors(self._cache_root / "retrieve", minilm_identity(),
                                      self._captions, self._encode)  # fmt: skip
+
+    def _drop_unusable(self) -> None:
+        """Leave out (with a warning naming each) the pool files that are not readable images.
+
+        Done before captioning or embedding the pool, which would otherwise fail on them.
+        """
+        key = hashlib.sha256(str(self.pool).encode()).hexdigest()[:16]
+        cache_file = self._cache_root / "retrieve" / "pool-checks" / f"{key}.json"
+        bad = check_pool(self.pool, self.files, cache_file)
+        for file, why in bad.items():
+            self._mark_unusable(file, why)
+        self.files = [f for f in self.files if f not in bad]
+        if not self.files:
+            first, why = next(iter(bad.items()))
+            raise DataError(
+                f"none of the retrieve pool's {len(bad)} image file(s) can be read (e.g. "
+                f"{first}: {why}); replace them, or point generate.options.pool at another "
+                "folder",
+                self.pool,
+            )
+
+    def _mark_unusable(self, file: str, why: str) -> None:
+        self.unusable[file] = why
+        warnings.warn(f"retrieve pool: skipping {self.pool / file}: {why}; it is never picked",
+                      RuntimeWarning, stacklevel=3)  # fmt: skip
 
     @property
     def _cache_root(self) -> Path:
@@ -304,27 +333,42 @@ class RetrieveSource(ImageSource):
         scores = self._encode([it.description for it in items]) @ self._vectors.T
         index = {f: i for i, f in enumerate(self.files)}
         free = np.ones(len(self.files), dtype=bool)
-        for file in self.used:
+        for file in (*self.used, *self.unusable):
             if file in index:
                 free[index[file]] = False
-        results = []
-        for row in scores:
-            if not free.any():
-                results.append(SourceResult(
-                    error=f"retrieve pool exhausted: all {len(self.files)} images are used"))  # fmt: skip
-                continue
-            masked = np.where(free, row, -np.inf)
-            j = int(np.argmax(masked))  # first maximum: the earliest path wins ties
+        return [self._pick(row, free) for row in scores]
+
+    def _pick(self, row: np.ndarray, free: np.ndarray) -> SourceResult:
+        """The best free image for one description's ``row`` of scores (marked used in ``free``).
+
+        A file that fails to open now (changed since the pool was checked) is left out with
+        a warning, and the next best one is taken.
+        """
+        while free.any():
+            j = int(np.argmax(np.where(free, row, -np.inf)))  # first maximum: earliest path
             free[j] = False
+            try:
+                result = self._result(j, float(row[j]))
+            except DataError as e:
+                self._mark_unusable(self.files[j], str(e).removeprefix(f"{e.path}: "))
+                continue
             self.used.add(self.files[j])
-            results.append(self._result(j, float(row[j])))
-        return results
+            return result
+        usable = sum(1 for f in self.files if f not in self.unusable)
+        n_bad = len(self.unusable)
+        skipped = f" ({n_bad} unreadable one(s) left out)" if n_bad else ""
+        return SourceResult(error=f"retrieve pool exhausted: all {usable} images are used{skipped}")
 
     def _result(self, j: int, score: float) -> SourceResult:
         path = self.pool / self.files[j]
-        with Image.open(path) as im:
-            im.load()
-            image = im.copy()
+        try:
+            with open_image(path) as im:
+                im.load()
+                image = im.copy()
+        except DataError:  # a decompression bomb, worded with the file's name
+            raise
+        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
+            raise DataError(f"not a readable image ({type(e).__name__}: {e})", path) from None
         params = {"pool_file": self.files[j], "pool_path": str(path), "score": round(score, 6)}
         return SourceResult(image=image, seed=None, params=params,
                             caption=self._captions[j] or None)  # fmt: skip
