@@ -241,10 +241,3 @@ def test_emoji_demo_data_with_the_rules_backend(tmp_path: Path) -> None:
     assert all(set(row) == {"google", "twitter"} for row in ins.class_domain_counts.values())
     assert ins.metadata["domain_assignment"]["none"] == 0
     assert len(ins.new_classes) == 10 and ins.top_tokens[0].token == "emoji"
-
-
-def test_secrets_stay_out_of_the_insight() -> None:
-    options = {"model": "m", "api_key": "sk-1", "api_key_env": "OPENAI_API_KEY", "max_tokens": 5,
-               "headers": {"Authorization": "Bearer x"}, "base_url": "http://localhost:8000/v1"}  # fmt: skip
-    assert stage_mod._public(options) == {"model": "m", "api_key_env": "OPENAI_API_KEY",
-                                          "max_tokens": 5, "base_url": "http://localhost:8000/v1"}  # fmt: skip

@@ -24,7 +24,8 @@ from atlantis.llm.base import LLM
 from atlantis.plan import stage as stage_mod
 from atlantis.plan.config import PlanConfig
 from atlantis.plan.schema import PlanItem, PlanSummary
-from atlantis.plan.stage import load_plan, load_summary, plan
+from atlantis.plan.stage import load_plan, load_summary, plan, replan
+from atlantis.redact import REDACTED
 from atlantis.store.run import Run
 
 from .conftest import make_insight, write_insight, write_stage
@@ -135,6 +136,29 @@ def test_a_fake_llm_through_the_stage(run: Run, monkeypatch) -> None:
     n = len(fake.calls)  # a forced re-run asks nothing: the stored answers are reused
     plan(run, PlanConfig(budget=30, llm="fake", descriptions_per_call=8), force=True)
     assert len(fake.calls) == n and load_plan(run, "targeted") == items
+
+
+def test_header_values_stay_out_of_the_stage_and_come_back_for_a_replan(
+    run: Run, monkeypatch
+) -> None:
+    """The manifest records the header's name only; a feedback round, which rebuilds its
+    config from that manifest, still sends the caller's real value (not the placeholder)."""
+    secret = "hdr-plan-secret-42"
+    fake, sent = FakeLLM(), []
+    monkeypatch.setattr(stage_mod, "create_llm",
+                        lambda name, **options: sent.append(options) or fake)  # fmt: skip
+    cfg = PlanConfig(budget=30, llm="fake", descriptions_per_call=8,
+                     llm_options={"headers": {"X-Secret": secret}})  # fmt: skip
+    plan(run, cfg)
+    folder = run.stage_dir("plan/targeted")
+    m = run.read_manifest("plan/targeted")
+    assert m.config["llm_options"] == {"headers": {"X-Secret": REDACTED}}
+    assert not [p for p in folder.rglob("*") if p.is_file() and secret in p.read_text()]
+    write_stage(run, "filter/targeted", {"stats.json": {"per_class": {
+        "Arctic Tern": {"total": 20, "kept": 4, "kept_fraction": 0.2}}}})  # fmt: skip
+    replan(run, cfg, "targeted", "filter")
+    assert len(load_summary(run, "targeted").rounds) == 2
+    assert sent and all(o == {"headers": {"X-Secret": secret}} for o in sent)
 
 
 def flat(output: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from atlantis.insight.schema import Insight
-from atlantis.store.atomic import atomic_write_text
+from atlantis.redact import write_redacted
 
 __all__ = ["backend_label", "render_insight_report"]
 
@@ -353,5 +353,5 @@ def render_insight_report(
         f"{_vocabulary(insight)}{_findings(findings)}</main></body></html>\n"
     )
     out = Path(out_path)
-    atomic_write_text(out, page)
+    write_redacted(out, page)
     return out

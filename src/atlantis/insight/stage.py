@@ -14,7 +14,6 @@ embedding-based detectors need it; without it they are skipped, not failed).
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from atlantis.insight.schema import Insight
 from atlantis.llm import create_llm
 from atlantis.llm.prompts import load_prompt
 from atlantis.llm.store import CallStore
-from atlantis.store.atomic import atomic_write_text
+from atlantis.redact import redact_config, write_redacted
 from atlantis.store.run import Run, StageManifest
 
 STAGE = "insight"
@@ -130,7 +129,7 @@ def insight(
                 "llm": {
                     "backend": cfg.llm,
                     "identity": llm.identity,
-                    "options": _public(cfg.llm_options),
+                    "options": redact_config(cfg.llm_options),
                 },
                 "is_language_model": llm.is_language_model,
                 "prompts": {t: load_prompt(t).ref for t in TEMPLATES}
@@ -174,7 +173,7 @@ def _write_outputs(ctx, result: Insight, table, detector_dicts, train, assignmen
                                                    "by": assignment.method[r.id]}) + "\n"
                                       for r in train)),
     ):  # fmt: skip
-        atomic_write_text(d / name, text + ("" if text.endswith("\n") else "\n"))
+        write_redacted(d / name, text + ("" if text.endswith("\n") else "\n"))
         ctx.add_output(d / name)
     ctx.add_output(render_insight_report(result, detector_dicts, d / "report.html"))
 
@@ -237,16 +236,6 @@ def _dataset(run: Run) -> tuple[str, str]:
 def _captioner(run: Run) -> str:
     m = run.read_manifest("caption")
     return str(m.info.get("captioner") or m.config.get("captioner", "")) if m else ""
-
-
-_SECRET = re.compile(r"(^|_)(api_?key|key|token|secret|password|headers)$", re.I)
-
-
-def _public(options: dict[str, Any]) -> dict[str, Any]:
-    """LLM options fit for insight.json: values of secret-looking keys (``api_key``) are left
-    out, and so are ``headers`` (they may carry one); ``api_key_env`` (the *name* of a
-    variable) and ``max_tokens`` stay."""
-    return {k: v for k, v in options.items() if not _SECRET.search(k)}
 
 
 def load_insight(run: Run) -> Insight:

@@ -3,7 +3,8 @@
 One JSON file per request under ``RUN/<stage>/llm/``: messages, every attempt's raw answer,
 the parsed result. A re-run with the same backend, prompt version and inputs reuses the
 stored answer (no cost, same result), and the folder is an audit trail of what the model
-was asked and said. API keys are never part of a request and never stored.
+was asked and said. API keys are never part of a request and never stored; a record is
+scrubbed of every known secret before it is written (a server may echo a key back).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from atlantis.store.atomic import atomic_write_text
+from atlantis.redact import write_redacted
 
 
 class CallStore:
@@ -40,9 +41,7 @@ class CallStore:
 
     def put(self, key: str, **record: Any) -> Path:
         p = self.path(key)
-        atomic_write_text(
-            p, json.dumps({"key": key, **record}, indent=1, ensure_ascii=False) + "\n"
-        )
+        write_redacted(p, json.dumps({"key": key, **record}, indent=1, ensure_ascii=False) + "\n")
         return p
 
     def __len__(self) -> int:

@@ -40,7 +40,7 @@ from atlantis.plan.items import build_items, describe_rows, naive_texts, referen
 from atlantis.plan.naive import naive_rows
 from atlantis.plan.objective import AugmentationObjective, write_objective
 from atlantis.plan.schema import AllocationRow, PlanItem, PlanSummary, RoundSummary, tally
-from atlantis.store.atomic import atomic_write_text
+from atlantis.redact import restore_secrets, write_redacted
 from atlantis.store.run import Run, StageManifest, config_hash
 
 TEMPLATES = ("aps/augmentation_objective", "aps/reference_description", "aps/descriptions")
@@ -139,7 +139,8 @@ def replan(run: Run, cfg: PlanConfig, arm: str, source: str) -> StageManifest:
     name = f"plan/{arm}"
     prev = run.require(name)
     summary, items = load_summary(run, arm), load_plan(run, arm)
-    use = PlanConfig.model_validate(prev.config)
+    use = PlanConfig.model_validate(prev.config)  # secrets redacted: restored from cfg below
+    use.llm_options = restore_secrets(use.llm_options, cfg.llm_options)
     use = use.model_copy(update={k: getattr(cfg, k) for k in FEEDBACK_KEYS})
     exclude = _exclude(use)
     base = _base_inputs(run, use, arm)
@@ -255,8 +256,8 @@ def _summary(
 
 
 def _write(ctx, items: list[PlanItem], summary: PlanSummary, store: CallStore) -> None:
-    atomic_write_text(ctx.dir / "plan.jsonl", "".join(it.model_dump_json() + "\n" for it in items))
-    atomic_write_text(ctx.dir / "plan.json", summary.model_dump_json(indent=2) + "\n")
+    write_redacted(ctx.dir / "plan.jsonl", "".join(it.model_dump_json() + "\n" for it in items))
+    write_redacted(ctx.dir / "plan.json", summary.model_dump_json(indent=2) + "\n")
     ctx.add_output(ctx.dir / "plan.jsonl")
     ctx.add_output(ctx.dir / "plan.json")
     ctx.counts.update(items=len(items), classes=len(summary.per_class),

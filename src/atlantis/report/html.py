@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from atlantis.insight.report import _CSS, _e, _fmt, _short, _table
+from atlantis.redact import write_redacted
 from atlantis.report.charts import distribution_charts, diverging_bars, review_images
 from atlantis.report.schema import ReportData, metric_order
-from atlantis.store.atomic import atomic_write_text
 
 __all__ = ["render_report"]
 
@@ -285,5 +285,5 @@ def render_report(data: ReportData, path: Path | str, *, max_grid_classes: int =
         f"{_header(data, nav)}{body}</main></body></html>\n"
     )
     out = Path(path)
-    atomic_write_text(out, page)
+    write_redacted(out, page)
     return out

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from atlantis.errors import DataError
-from atlantis.store.atomic import atomic_write_text
+from atlantis.redact import write_redacted
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
@@ -259,7 +259,7 @@ def metric_order(names: Any) -> list[str]:
 def save_report_json(data: ReportData, path: Path | str) -> Path:
     """Write ``report.json`` atomically (a killed run never leaves half a file)."""
     out = Path(path)
-    atomic_write_text(out, data.model_dump_json(indent=2) + "\n")
+    write_redacted(out, data.model_dump_json(indent=2) + "\n")
     return out
 
 
