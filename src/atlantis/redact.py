@@ -172,6 +172,5 @@ def check_not_redacted(headers: Mapping[str, str]) -> None:
             raise ConfigError(
                 f"header {name!r} is {REDACTED!r}: a run folder never keeps header values, so "
                 "a config read back from it holds this placeholder. Give the value again: in "
-                f"the --config file, or with --option headers.{name}=VALUE (insight, plan) or "
-                f"--set caption.options.headers.{name}=VALUE"
+                f"the --config file, or with --option headers.{name}=VALUE"
             )

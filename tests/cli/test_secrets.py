@@ -114,13 +114,16 @@ class EchoServer:
 
     def answer(self, body: dict[str, Any], headers: dict[str, str]) -> str:
         self.requests.append({"headers": headers, "body": body})
+        echo = f"(you sent {headers.get('authorization')} and X-Secret {headers.get('x-secret')})"
+        if "response_format" not in body:  # a captioner's vision request: one sentence
+            self.answers.append(f"A small bird on a branch {echo}.")
+            return self.answers[-1]
         user = body["messages"][1]["content"]
         block = re.search(r"\n<data>\n(.*?)\n</data>", user, flags=re.S)
         assert block is not None, user
         task = TASKS[body["response_format"]["json_schema"]["name"]]
         out = RULES.get(task)(json.loads(block[1]))
         data = out.model_dump(mode="json") if isinstance(out, BaseModel) else out
-        echo = f"(you sent {headers.get('authorization')} and X-Secret {headers.get('x-secret')})"
         text = json.dumps(echoed(data, echo, user))
         self.answers.append(text)
         return text
@@ -222,3 +225,26 @@ def test_a_saved_placeholder_is_never_sent(server: EchoServer, tmp_path: Path) -
     res = cli.invoke(app, ["insight", str(run), "--force", "-O", f"headers.X-Secret={HEADER}"])
     assert res.exit_code == 0, res.output
     assert files_holding(run, HEADER) == []
+
+
+def test_openai_captions_write_no_secret(server: EchoServer, tmp_path: Path) -> None:
+    """The captioner's OpenAI backend: the same client, the same rules (its answers are
+    the captions themselves, cached and written into the records)."""
+    cli = CliRunner()
+    run = tmp_path / "run"
+    root = make_dataset(tmp_path / "birds")
+    res = cli.invoke(
+        app, ["ingest", "--format", "manifest", "--root", str(root), "--out", str(run)]
+    )
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["caption", str(run), "--captioner", "openai:echo-vision",
+                           "-O", f"base_url={server.base_url}", "-O", f"api_key_env={KEY_ENV}",
+                           "-O", f"headers.X-Secret={HEADER}", "-O", "concurrency=1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(server.answers) == sum(len(c) for c in DATA.values())
+    assert all(KEY in a and HEADER in a for a in server.answers)
+    assert files_holding(run, KEY, HEADER) == []
+    records = (run / "caption" / "records.jsonl").read_text()
+    assert f"A small bird on a branch (you sent Bearer {redact.REDACTED}" in records
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["caption"]["options"]["headers"] == {"X-Secret": redact.REDACTED}
