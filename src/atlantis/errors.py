@@ -30,8 +30,29 @@ class ConfigError(AtlantisError):
     """Bad configuration: names the key and lists what is valid."""
 
 
+class InputError(AtlantisError, ValueError):
+    """A value the user handed in (an array file, a number, a name) is not valid.
+
+    It subclasses ``ValueError`` as well, so library callers that validate by catching
+    ``ValueError`` keep working, while the CLI shows it as one line like every
+    ``AtlantisError``. The message names the input (file, option or field) first.
+    """
+
+    def __init__(self, message: str, source: Path | str | None = None):
+        self.source = str(source) if source is not None else None
+        super().__init__(f"{source}: {message}" if source is not None else message)
+
+
 class StageError(AtlantisError):
     """A stage cannot run: usually its inputs are missing (the message says which command makes them)."""
+
+
+class StagePaused(AtlantisError):
+    """A stage stopped on purpose before its end (e.g. ``train --epochs-this-call``).
+
+    Its work so far is kept, and running the same command again resumes it; the run
+    records the stage as ``paused``, not ``failed``.
+    """
 
 
 class DiskFullError(StageError):

@@ -88,3 +88,52 @@ def test_corrupt_manifest_is_a_clear_error(tmp_path):
     run.manifest_path("ingest").write_text("{not json")
     with pytest.raises(StageError, match=r"manifest\.json.*delete the folder"):
         run.read_manifest("ingest")
+
+
+def test_a_deliberate_pause_is_recorded_as_paused_not_failed(tmp_path):
+    from atlantis.errors import StagePaused
+
+    run = Run(tmp_path)
+    with pytest.raises(StagePaused), run.stage("train/baseline", {"a": 1}) as ctx:
+        ctx.counts["epochs_done"] = 1
+        raise StagePaused("paused after epoch 1")
+    m = run.read_manifest("train/baseline")
+    assert m.status == "paused" and m.error is None and m.output_hash is None
+    assert m.counts == {"epochs_done": 1} and m.info["paused"] == "paused after epoch 1"
+    with pytest.raises(StageError, match=r"is 'paused'.*Resume it with: atlantis train RUN"):
+        run.require("train/baseline")
+    with pytest.raises(RuntimeError), run.stage("train/baseline", {"a": 1}):
+        raise RuntimeError("boom")  # a real error after a pause is a failure
+    assert run.read_manifest("train/baseline").status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("stage", "command"),
+    [
+        ("generate/naive", "atlantis generate RUN --arm naive"),
+        ("filter/naive", "atlantis filter RUN --arm naive"),
+        ("filter/targeted", "atlantis filter RUN --arm targeted"),
+        ("plan/naive", "atlantis plan RUN --budget N --planner naive"),
+        ("plan/mine", "atlantis plan RUN --budget N --planner targeted --arm mine"),
+        ("plan/testset", "loop.synthetic_test_per_class"),
+        ("train/naive", "atlantis train RUN --arm naive"),
+        ("train/targeted/delta-1.5", "atlantis train RUN --arm targeted --delta 1.5"),
+        ("train/baseline/seed-1", "atlantis run CONFIG --out RUN"),
+        ("ingest", "atlantis ingest --format FORMAT"),
+        ("embed/efficientnet-lite0", "atlantis embed RUN"),
+    ],
+)
+def test_stage_command_names_the_arm_of_the_stage(stage, command):
+    from atlantis.store.run import stage_command
+
+    assert command in stage_command(stage)
+    if "/" in stage and stage.split("/")[1] in ("naive", "mine"):
+        assert "targeted " not in stage_command(stage).replace("--planner targeted --arm", "")
+
+
+def test_require_of_a_failed_naive_stage_suggests_the_naive_command(tmp_path):
+    run = Run(tmp_path)
+    with pytest.raises(RuntimeError):
+        _stage(run, {"a": 1}, fail=True, name="generate/naive")
+    with pytest.raises(StageError, match=r"is 'failed'.*atlantis generate RUN --arm naive$"):
+        run.require("generate/naive")

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import functools
+import linecache
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 import yaml
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from atlantis.config import AtlantisConfig, load_config, save_config
-from atlantis.errors import AtlantisError
+from atlantis.errors import AtlantisError, InputError
 from atlantis.registry import UnknownNameError
 from atlantis.store.run import Run
 
@@ -23,22 +28,116 @@ err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Set to 1 to see the traceback of every error, the user-fixable ones too (debugging).
+TRACEBACK_ENV = "ATLANTIS_TRACEBACK"
+#: Characters of an offending value shown in a validation message.
+_SHOW_VALUE = 80
+
 
 def friendly_errors(fn: F) -> F:
-    """Show user-fixable errors as one red message and exit 2 (no traceback)."""
+    """Show user-fixable errors as one red message and exit 2 (no traceback).
+
+    What counts as user-fixable is ``user_message``; everything else is a bug and keeps its
+    traceback. ``ATLANTIS_TRACEBACK=1`` shows the traceback of every error.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (AtlantisError, UnknownNameError) as e:
-            # soft_wrap: long paths in messages must stay on one line (greppable, copyable).
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(2) from None
+        except Exception as e:
+            message = user_message(e)
+            if message is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+                raise
+            fail(message)
 
     return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str) -> None:
+    """Print ``error: message`` in red on stderr and exit 2 (the CLI's clear-error exit)."""
+    # soft_wrap: long paths in messages must stay on one line (greppable, copyable).
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The message of an error caused by the user's input, or None when it is a bug.
+
+    User-fixable: the project's own errors (``AtlantisError``, unknown registry names);
+    a pydantic ``ValidationError`` of one of the project's models (a config or record the
+    user wrote); and a ``ValueError`` / ``TypeError`` that atlantis code raised on purpose
+    (a ``raise`` statement in the ``atlantis`` package: how its validators report a bad
+    argument). A ``ValueError`` that numpy, torch or a builtin raised inside atlantis code
+    is not on that list: it usually means a bug, whose traceback must stay.
+    """
+    if isinstance(exc, AtlantisError | UnknownNameError):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        return validation_message(exc) if exc.title in _atlantis_models() else None
+    if isinstance(exc, ValueError | TypeError) and raised_by_atlantis(exc):
+        return str(exc)
+    return None
+
+
+def raised_by_atlantis(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a ``raise`` statement in the atlantis package."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    module = str(frame.f_globals.get("__name__", ""))
+    if module != "atlantis" and not module.startswith("atlantis."):
+        return False
+    line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno, frame.f_globals)
+    return line.lstrip().startswith("raise")
+
+
+@functools.cache
+def _atlantis_models() -> frozenset[str]:
+    """Names of the pydantic models defined in the atlantis package (configs, records...)."""
+    names: set[str] = set()
+    todo: list[type] = [BaseModel]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            todo.append(sub)
+            if sub.__module__.split(".")[0] == "atlantis":
+                names.add(sub.__name__)
+    return frozenset(names)
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line per problem: the field's dotted path, what is wrong, and the value given."""
+    problems = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(the whole object)"
+        got = repr(e.get("input"))
+        got = got if len(got) <= _SHOW_VALUE else got[: _SHOW_VALUE - 3] + "..."
+        problems.append(f"{loc}: {e['msg']} (got {got})")
+    return f"invalid {exc.title}: " + "; ".join(problems)
+
+
+@contextmanager
+def inputs_named(**files: Path) -> Iterator[None]:
+    """Name the file behind a validation error of a library call that only saw its array.
+
+    The retrieval functions say ``"embeddings: ..."`` or ``"labels: ..."``; inside this
+    block such a message is re-raised as an ``InputError`` prefixed with the file of that
+    name (``inputs_named(embeddings=path, labels=path2)``), and any other user-fixable
+    ``ValueError`` with the first file (the array the computation is about).
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        if isinstance(e, AtlantisError) or user_message(e) is None or not files:
+            raise
+        message = str(e)
+        source = next((path for name, path in files.items()
+                       if message.lower().startswith(f"{name}:")), next(iter(files.values())))  # fmt: skip
+        raise InputError(message, source) from e
 
 
 def run_config(
@@ -86,3 +185,16 @@ def parse_ks(text: str | None) -> list[int] | None:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def print_recall_table(rows: dict[str, dict], title: str) -> None:
+    """One row per model, one column per R@K (and MAP@R), as percentages."""
+    first = next(iter(rows.values()))
+    keys = [key for key in first if key.startswith("R@")] + ["MAP@R"]
+    table = Table(title=title)
+    table.add_column("model")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, res in rows.items():
+        table.add_row(name, *(f"{100 * res[key]:.1f}" for key in keys))
+    console.print(table)

@@ -13,26 +13,43 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from atlantis.cli.app import ConfigOpt, EmbedderOpt, ForceOpt, RunArg, SetOpt, app
+from atlantis.cli.app import (
+    BatchSizeOpt,
+    ConfigOpt,
+    DeviceOpt,
+    DistanceOpt,
+    EmbedderOpt,
+    ForceOpt,
+    FormatOpt,
+    ImageSizeOpt,
+    JsonOpt,
+    KOpt,
+    OutOpt,
+    RootOpt,
+    RunArg,
+    SetOpt,
+    app,
+)
 from atlantis.cli.common import (
     console,
     friendly_errors,
+    inputs_named,
     is_tty,
     parse_ks,
+    print_recall_table,
     run_config,
     save_run_config,
 )
+from atlantis.errors import ConfigError
 from atlantis.store.run import Run
 
 
 @app.command()
 @friendly_errors
 def ingest(
-    format: Annotated[
-        str, typer.Option("--format", "-f", help="imagefolder, manifest, cub, cars196, sop")
-    ],
-    root: Annotated[Path, typer.Option("--root", help="Dataset folder (its native layout).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create or update.")],
+    format: FormatOpt,
+    root: RootOpt,
+    out: OutOpt,
     split: Annotated[str, typer.Option("--split", help="zsl (unseen test classes) or fsl")] = "zsl",
     val_fraction: Annotated[float | None, typer.Option(help="Validation share of train.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split.")] = None,
@@ -77,7 +94,7 @@ def _print_splits(counts: dict[str, int]) -> None:
 
 @app.command()
 @friendly_errors
-def info(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def info(run_dir: RunArg, as_json: JsonOpt = False) -> None:
     """Images and classes per split of an ingested run."""
     from atlantis.data.ingest import load_ingested
     from atlantis.data.splits import split_summary
@@ -93,7 +110,7 @@ def info(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = Fal
 
 @app.command()
 @friendly_errors
-def status(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def status(run_dir: RunArg, as_json: JsonOpt = False) -> None:
     """Each stage of a run: state, counts, time."""
     run = Run(run_dir)
     stages = run.stages()
@@ -106,12 +123,12 @@ def status(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = F
     table = Table(title=str(run_dir))
     for col in ("stage", "status", "counts", "time", "finished"):
         table.add_column(col)
-    colour = {"done": "green", "running": "yellow", "failed": "red"}
+    colour = {"done": "green", "running": "yellow", "paused": "cyan", "failed": "red"}
+    notes = {"running": " (killed or in progress: re-run to resume)",
+             "paused": " (re-run the same command to resume)"}  # fmt: skip
     for m in stages:
         counts = ", ".join(f"{k}={v}" for k, v in list(m.counts.items())[:6])
-        state = f"[{colour[m.status]}]{m.status}[/]"
-        if m.status == "running":
-            state += " (killed or in progress: re-run to resume)"
+        state = f"[{colour.get(m.status, 'white')}]{m.status}[/]{notes.get(m.status, '')}"
         table.add_row(m.stage, state, counts, f"{m.timings.get('total_s', 0):.1f}s",
                       m.finished_at or "")  # fmt: skip
     console.print(table)
@@ -122,9 +139,9 @@ def status(run_dir: RunArg, as_json: Annotated[bool, typer.Option("--json")] = F
 def embed(
     run_dir: RunArg,
     embedder: EmbedderOpt = None,
-    image_size: Annotated[int | None, typer.Option(help="Input size for the backbone.")] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, auto")] = None,
+    image_size: ImageSizeOpt = None,
+    batch_size: BatchSizeOpt = None,
+    device: DeviceOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -162,10 +179,10 @@ def evaluate(
     run_dir: RunArg,
     embedder: EmbedderOpt = None,
     split: Annotated[str | None, typer.Option(help="train, val or test (default test)")] = None,
-    k: Annotated[str | None, typer.Option("--k", help="e.g. 1,2,4,8")] = None,
-    distance: Annotated[str | None, typer.Option(help="cosine, euclidean, poincare")] = None,
-    image_size: Annotated[int | None, typer.Option()] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    k: KOpt = None,
+    distance: DistanceOpt = None,
+    image_size: ImageSizeOpt = None,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -188,34 +205,29 @@ def evaluate(
         print_recall_table({cfg.embed.embedder: result}, title=f"{cfg.eval.split} split")
 
 
-def print_recall_table(rows: dict[str, dict], title: str) -> None:
-    first = next(iter(rows.values()))
-    keys = [key for key in first if key.startswith("R@")] + ["MAP@R"]
-    table = Table(title=title)
-    table.add_column("model")
-    for key in keys:
-        table.add_column(key, justify="right")
-    for name, res in rows.items():
-        table.add_row(name, *(f"{100 * res[key]:.1f}" for key in keys))
-    console.print(table)
-
-
 @app.command()
 @friendly_errors
 def recall(
     embeddings: Annotated[Path, typer.Option(help=".npy file, float [N, D]")],
     labels: Annotated[Path, typer.Option(help=".npy file, [N] labels")],
-    k: Annotated[str, typer.Option("--k", help="comma-separated K values")] = "1,2,4,8",
-    distance: Annotated[str, typer.Option(help="cosine, euclidean, poincare")] = "cosine",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    k: KOpt = "1,2,4,8",
+    distance: DistanceOpt = "cosine",
+    as_json: JsonOpt = False,
 ) -> None:
     """Recall@K of any embeddings (leave-one-out), as fractions in [0, 1]."""
-    from atlantis.evaluation.io import load_npy
+    from atlantis.evaluation.distances import DISTANCES
+    from atlantis.evaluation.io import load_embeddings, load_labels
     from atlantis.evaluation.recall import recall_at_k
 
-    x = load_npy(embeddings, "embeddings")
-    y = load_npy(labels, "labels")
-    result = recall_at_k(x, y, ks=parse_ks(k), distance=distance)
+    distance = distance or "cosine"
+    if distance not in DISTANCES:  # before reading files that may be large
+        raise ConfigError(f"--distance {distance!r}: unknown distance; valid: "
+                          f"{', '.join(DISTANCES)}")  # fmt: skip
+    ks = parse_ks(k)
+    x = load_embeddings(embeddings)
+    y = load_labels(labels, len(x), embeddings=embeddings)
+    with inputs_named(embeddings=embeddings, labels=labels):  # what the loaders cannot see
+        result = recall_at_k(x, y, ks=ks, distance=distance)
     out = {f"R@{kk}": float(v) for kk, v in result.items()}
     if as_json:
         print(json.dumps(out))
@@ -224,6 +236,7 @@ def recall(
 
 
 @app.command()
+@friendly_errors
 def embedders() -> None:
     """List the embedder backends."""
     from atlantis.embed.registry import list_embedders
@@ -257,7 +270,7 @@ def demo(
     root: Annotated[
         Path | None, typer.Option(help="Emoji dataset folder (fetched if missing).")
     ] = None,
-    image_size: Annotated[int, typer.Option(help="Backbone input size (speed vs accuracy).")] = 128,
+    image_size: ImageSizeOpt = 128,
     seeds: Annotated[int, typer.Option(help="Training seeds per arm (mean ± std).")] = 3,
     budget: Annotated[int, typer.Option(help="Synthetic images per augmented arm.")] = 200,
 ) -> None:
@@ -265,8 +278,8 @@ def demo(
     the baseline / naive / targeted arms, robustness, and the HTML report."""
     from atlantis.demo import run_demo
 
-    run_demo(out, root=root, image_size=image_size, seeds=seeds, budget=budget,
-             progress=is_tty())  # fmt: skip
+    run_demo(out, root=root, image_size=128 if image_size is None else image_size, seeds=seeds,
+             budget=budget, progress=is_tty())  # fmt: skip
 
 
 # Command modules of later stages register themselves on ``app`` when imported.

@@ -20,7 +20,14 @@ import typer
 import yaml
 
 from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
-from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
+from atlantis.cli.common import (
+    console,
+    friendly_errors,
+    is_tty,
+    print_recall_table,
+    run_config,
+    save_run_config,
+)
 from atlantis.config import apply_overrides
 from atlantis.errors import ConfigError
 from atlantis.store.run import Run
@@ -77,8 +84,6 @@ def train(
     console.print(f"{m.stage}: best epoch {metrics['best_epoch']} (val R@1 "
                   f"{_pct(metrics['best_val_R@1'])}), {m.status}")  # fmt: skip
     if "test" in metrics:
-        from atlantis.cli.main import print_recall_table
-
         print_recall_table({f"{m.stage}/best.pt": metrics["test"]}, title="test split")
     console.print(f"evaluate it again with: atlantis evaluate {run.root} -e "
                   f"checkpoint:{run.stage_dir(m.stage)} --distance {metrics['distance']}",

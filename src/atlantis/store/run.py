@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from atlantis import redact
-from atlantis.errors import StageError
+from atlantis.errors import StageError, StagePaused
 from atlantis.store.atomic import file_sha256
 
 MANIFEST_SCHEMA_VERSION = 1
@@ -41,6 +41,40 @@ STAGE_COMMANDS: dict[str, str] = {
     "testset": "atlantis run CONFIG --out RUN with loop.synthetic_test_per_class > 0",
     "attack": "atlantis attack RUN --arm baseline --arm targeted",
 }
+
+
+#: Stages named ``<kind>/<arm>``: the command that makes one must say which arm.
+ARM_STAGES = frozenset({"plan", "generate", "filter", "train"})
+#: The arm of the synthetic test set X_s, made by the loop only (``testset`` above).
+TESTSET_ARM = "testset"
+
+
+def stage_command(name: str) -> str:
+    """The command that makes stage ``name``, for the arm (and delta) the name holds.
+
+    ``STAGE_COMMANDS`` hold one example per kind of stage; a missing ``generate/naive``
+    must be answered with ``atlantis generate RUN --arm naive``, not the targeted example,
+    or the user runs the wrong arm and meets the same error again.
+    """
+    kind, _, rest = name.partition("/")
+    parts = rest.split("/") if rest else []
+    cmd = STAGE_COMMANDS.get(kind, f"atlantis {kind} RUN")
+    if kind in ARM_STAGES and parts:
+        arm, tags = parts[0], parts[1:]
+        if arm == TESTSET_ARM:
+            cmd = STAGE_COMMANDS["testset"]
+        elif kind == "plan":
+            picks = f"--planner {arm}" if arm in ("targeted", "naive") else (
+                f"--planner targeted --arm {arm}")  # fmt: skip
+            cmd = f"atlantis plan RUN --budget N {picks}"
+        elif kind == "train" and any(t.startswith("seed-") for t in tags):
+            cmd = "atlantis run CONFIG --out RUN (repeated seeds are trained by the loop)"
+        else:
+            cmd = f"atlantis {kind} RUN --arm {arm}"
+            delta = next((t.removeprefix("delta-") for t in tags if t.startswith("delta-")), None)
+            if delta is not None:
+                cmd += f" --delta {delta}"
+    return cmd
 
 
 def _now() -> str:
@@ -69,7 +103,8 @@ class StageManifest(BaseModel):
 
     stage: str
     schema_version: int = MANIFEST_SCHEMA_VERSION
-    status: Literal["running", "done", "failed"]
+    # paused: stopped on purpose (``StagePaused``), resumable; failed: stopped by an error
+    status: Literal["running", "done", "paused", "failed"]
     config_hash: str
     config: dict[str, Any] = Field(default_factory=dict)
     input_hashes: dict[str, str] = Field(default_factory=dict)
@@ -195,10 +230,10 @@ class Run:
         m = self.read_manifest(name)
         if m is None or m.status != "done":
             state = "has not run" if m is None else f"is '{m.status}'"
-            cmd = STAGE_COMMANDS.get(name.split("/")[0], f"atlantis {name.split('/')[0]} RUN")
+            verb = "Resume it" if m is not None and m.status == "paused" else "Make them"
             raise StageError(
                 f"run {self.root}: stage '{name}' {state}; its outputs are needed here. "
-                f"Make them with: {cmd}"
+                f"{verb} with: {stage_command(name)}"
             )
         return m
 
@@ -221,7 +256,8 @@ class Run:
         exclude: set[str] | None = None,
         force: bool = False,
     ) -> Iterator[StageContext]:
-        """Run a stage body: skip-detection, a ``running`` manifest, then ``done`` or ``failed``.
+        """Run a stage body: skip-detection, a ``running`` manifest, then ``done``, ``paused``
+        (the body raised ``StagePaused``) or ``failed``.
 
         The body checks ``ctx.up_to_date`` and returns early when it is True. ``exclude``
         names config keys (device, batch size...) that do not change the results.
@@ -245,6 +281,10 @@ class Run:
         self._write_manifest(ctx._manifest("running"))
         try:
             yield ctx
+        except StagePaused as e:  # on purpose: the body kept its work, a re-run resumes it
+            ctx.info["paused"] = str(e)
+            self._write_manifest(ctx._manifest("paused"))
+            raise
         except BaseException as e:
             self._write_manifest(ctx._manifest("failed", error=f"{type(e).__name__}: {e}"))
             raise

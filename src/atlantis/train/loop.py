@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from atlantis.embed.base import progress_bar
-from atlantis.errors import AtlantisError
+from atlantis.errors import StagePaused
 from atlantis.train import checkpoint as ckpt
 from atlantis.train.config import TrainConfig
 from atlantis.train.data import (
@@ -57,8 +57,16 @@ from atlantis.train.trunk import (
 Callback = Callable[[int, dict[str, Any]], None]
 
 
-class TrainingPaused(AtlantisError):
-    """``max_epochs_this_call`` reached: the state is in ``last.pt``; run again to resume."""
+class TrainingPaused(StagePaused):
+    """``max_epochs_this_call`` reached: the state is in ``last.pt``; run again to resume.
+
+    A ``StagePaused``, so the stage's manifest says ``paused``, not ``failed``; ``epoch`` is
+    the last finished epoch (what ``last.pt`` holds).
+    """
+
+    def __init__(self, message: str, epoch: int = 0) -> None:
+        super().__init__(message)
+        self.epoch = epoch
 
 
 @dataclass
@@ -208,7 +216,8 @@ def fit(cfg: TrainConfig, train: LabelledImages, val: LabelledImages | None, out
     for ran, epoch in enumerate(range(start + 1, cfg.epochs + 1)):
         if max_epochs_this_call is not None and ran >= max_epochs_this_call:
             raise TrainingPaused(f"paused after epoch {epoch - 1} (max_epochs_this_call="
-                                 f"{max_epochs_this_call}); run again to resume")  # fmt: skip
+                                 f"{max_epochs_this_call}); run again to resume",
+                                 epoch=epoch - 1)  # fmt: skip
         sampler.set_epoch(epoch)
         row = {"epoch": epoch, **_run_epoch(net, loss_fn, loader, optimizer, scheduler, params,
                                             rt, cfg.grad_clip, progress, epoch,

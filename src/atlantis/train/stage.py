@@ -43,7 +43,7 @@ from atlantis.train.config import RUNTIME_KEYS, TrainConfig
 from atlantis.train.data import LabelledImages, labelled_images
 from atlantis.train.feedback import FEEDBACK_FILE, feedback_report, write_feedback
 from atlantis.train.inference import embed_paths
-from atlantis.train.loop import Callback, fit
+from atlantis.train.loop import Callback, TrainingPaused, fit
 from atlantis.train.runtime import Runtime
 from atlantis.train.trunk import embed_via_trunk
 
@@ -120,7 +120,11 @@ def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | Non
         if ctx.up_to_date:
             return ctx.previous
         with ctx.timer("train_s"):
-            result = fit(cfg, data["train"], data.get("val"), ctx.dir, **kwargs)
+            try:
+                result = fit(cfg, data["train"], data.get("val"), ctx.dir, **kwargs)
+            except TrainingPaused as paused:  # the manifest says how far it got: status shows it
+                ctx.counts.update(epochs_done=paused.epoch, epochs=cfg.epochs)
+                raise
         model = ckpt.load_model(ctx.dir / ckpt.BEST, rt.device)
         report = _report(ctx, cfg, model, data, splits, rt, progress)
         ctx.counts.update(train_images=len(data["train"]), classes=len(data["train"].classes),

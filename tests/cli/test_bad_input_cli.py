@@ -1,0 +1,209 @@
+"""Bad input through the CLI: one red ``error:`` line that names the culprit, exit 2.
+
+Each case is what a user can hand a command (a broken array, a wrong option, a config that
+names a preset or a non-checkpoint file); the test runs it through the real typer app and
+checks that the message names the file, field or value, and that no traceback escapes
+(``catch_exceptions=False``: an uncaught exception fails the test instead of hiding in the
+result).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from atlantis.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_clear_error(res, *culprits: str) -> None:
+    """Exit 2, one ``error:`` line naming every culprit, no traceback, not click's Aborted."""
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and "Aborted" not in res.output, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, res.output
+    for culprit in culprits:
+        assert culprit in lines[0], (culprit, lines[0])
+
+
+# -- atlantis recall: every way an array can be wrong -------------------------------------------
+
+GOOD = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+LABELS = np.array([0, 0, 1, 1])
+
+
+def _nan_row() -> np.ndarray:
+    x = GOOD.copy()
+    x[2, 0] = np.nan
+    return x
+
+
+def _inf_row() -> np.ndarray:
+    x = GOOD.copy()
+    x[1, 1] = np.inf
+    return x
+
+
+BAD_EMBEDDINGS = {
+    "nan-row": (_nan_row(), ["NaN or inf", "row 2"]),
+    "inf-row": (_inf_row(), ["NaN or inf", "row 1"]),
+    "1-d": (np.array([1.0, 2.0, 3.0, 4.0]), ["2-D", "shape (4,)"]),
+    "3-d": (np.zeros((4, 2, 2)), ["2-D", "shape (4, 2, 2)", "reshape"]),
+    "zero-rows": (np.zeros((0, 8), np.float32), ["empty", "shape (0, 8)"]),
+    "one-row": (np.ones((1, 8), np.float32), ["1 row(s)", "at least 2"]),
+    "empty-array": (np.array([]), ["empty", "shape (0,)"]),
+    "strings": (np.array([["a", "b"], ["c", "d"], ["e", "f"], ["g", "h"]]), ["dtype <U1"]),
+    "no-columns": (np.zeros((4, 0), np.float32), ["empty"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EMBEDDINGS))
+def test_recall_bad_embeddings_name_the_file(tmp_path: Path, case: str) -> None:
+    array, words = BAD_EMBEDDINGS[case]
+    emb = tmp_path / f"{case}.npy"
+    np.save(emb, array)
+    np.save(tmp_path / "labels.npy", LABELS)
+    res = invoke("recall", "--embeddings", emb, "--labels", tmp_path / "labels.npy")
+    assert_clear_error(res, f"{case}.npy", *words)
+
+
+def test_recall_zero_byte_files_are_not_aborted(tmp_path: Path) -> None:
+    """An empty file made click print only ``Aborted.`` (numpy raised EOFError)."""
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.save(tmp_path / "e.npy", GOOD)
+    np.save(tmp_path / "l.npy", LABELS)
+    res = invoke("recall", "--embeddings", tmp_path / "empty.npy", "--labels", tmp_path / "l.npy")
+    assert_clear_error(res, "empty.npy", "0 bytes", "numpy.save")
+    res = invoke("recall", "--embeddings", tmp_path / "e.npy", "--labels", tmp_path / "empty.npy")
+    assert_clear_error(res, "empty.npy", "labels", "0 bytes")
+
+
+def test_recall_truncated_npz_and_folder_inputs(tmp_path: Path) -> None:
+    np.save(tmp_path / "l.npy", LABELS)
+    np.save(tmp_path / "full.npy", GOOD)
+    data = (tmp_path / "full.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[:20])  # the header cut short
+    (tmp_path / "cut-data.npy").write_bytes(data[:-8])  # the last row cut short
+    np.savez(tmp_path / "arch.npz", x=GOOD)
+    for name in ("cut.npy", "cut-data.npy", "arch.npz"):
+        res = invoke("recall", "--embeddings", tmp_path / name, "--labels", tmp_path / "l.npy")
+        assert_clear_error(res, name)
+    res = invoke("recall", "--embeddings", tmp_path, "--labels", tmp_path / "l.npy")
+    assert_clear_error(res, str(tmp_path), "folder")
+
+
+@pytest.mark.parametrize(
+    ("labels", "words"),
+    [
+        (np.array([0, 0, 1]), ["3 labels", "4 embedding rows", "e.npy"]),
+        (np.array([[0], [0], [1], [1]]), ["1-D", "ravel"]),
+        (np.array([0.0, np.nan, 1.0, 1.0]), ["NaN", "row 1"]),
+        (np.array([1 + 1j, 2j, 0j, 1j]), ["complex"]),
+    ],
+    ids=["other-length", "column", "nan-label", "complex"],
+)
+def test_recall_bad_labels_name_the_file(tmp_path: Path, labels: np.ndarray, words) -> None:
+    np.save(tmp_path / "e.npy", GOOD)
+    np.save(tmp_path / "lab.npy", labels)
+    res = invoke("recall", "--embeddings", tmp_path / "e.npy", "--labels", tmp_path / "lab.npy")
+    assert_clear_error(res, "lab.npy", *words)
+
+
+def test_recall_unknown_distance_lists_the_valid_ones(tmp_path: Path) -> None:
+    np.save(tmp_path / "e.npy", GOOD)
+    np.save(tmp_path / "l.npy", LABELS)
+    res = invoke("recall", "--embeddings", tmp_path / "e.npy", "--labels", tmp_path / "l.npy",
+                 "--distance", "manhattan")  # fmt: skip
+    assert_clear_error(res, "--distance", "'manhattan'", "cosine, euclidean, poincare")
+
+
+def test_recall_points_outside_the_ball_name_the_file(tmp_path: Path) -> None:
+    """A check only the distance can make (Poincaré: inside the ball) still names the file."""
+    np.save(tmp_path / "big.npy", GOOD * 10)
+    np.save(tmp_path / "l.npy", LABELS)
+    res = invoke("recall", "--embeddings", tmp_path / "big.npy", "--labels", tmp_path / "l.npy",
+                 "--distance", "poincare", "--k", "1,2")  # fmt: skip
+    assert_clear_error(res, "big.npy", "inside the ball")
+
+
+def test_recall_integer_embeddings_are_cast_to_float(tmp_path: Path) -> None:
+    np.save(tmp_path / "e.npy", (GOOD * 10).astype(np.int64))
+    np.save(tmp_path / "f.npy", GOOD * 10)
+    np.save(tmp_path / "l.npy", LABELS)
+    as_int = invoke("recall", "--embeddings", tmp_path / "e.npy", "--labels", tmp_path / "l.npy",
+                    "--k", "1,2", "--json")  # fmt: skip
+    assert as_int.exit_code == 0, as_int.output
+    as_float = invoke("recall", "--embeddings", tmp_path / "f.npy", "--labels", tmp_path / "l.npy",
+                      "--k", "1,2", "--json")  # fmt: skip
+    assert json.loads(as_int.stdout) == json.loads(as_float.stdout) == {"R@1": 1.0, "R@2": 1.0}
+
+
+def test_recall_string_labels_work(tmp_path: Path) -> None:
+    np.save(tmp_path / "e.npy", GOOD)
+    np.save(tmp_path / "l.npy", np.array(["cat", "cat", "dog", "dog"]))
+    res = invoke("recall", "--embeddings", tmp_path / "e.npy", "--labels", tmp_path / "l.npy",
+                 "--k", "1", "--json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"R@1": 1.0}
+
+
+# -- a run folder for the stage cases -------------------------------------------------------------
+
+TINY_TRAIN = ["--set", "train.backbone=timm:test_vit", "--set", "train.pretrained=false",
+              "--set", "train.image_size=32", "--set", "train.embedding_dim=16",
+              "--set", "train.batch_size=12", "--set", "train.m_per_class=3",
+              "--set", "train.lr=0.001", "--set", "train.device=cpu",
+              "--set", "train.tensorboard=false", "--set", "train.epochs=2"]  # fmt: skip
+
+
+@pytest.fixture
+def ingested(tmp_path: Path) -> Path:
+    """A run with 16 coloured-square classes ingested (zsl: 8 train, 8 test)."""
+    from tests.train.conftest import make_dataset
+
+    root = make_dataset(tmp_path / "data", per_class=6)
+    run = tmp_path / "run"
+    res = invoke("ingest", "--format", "imagefolder", "--root", root, "--out", run)
+    assert res.exit_code == 0, res.output
+    return run
+
+
+def test_paused_training_shows_as_paused_then_resumes(ingested: Path) -> None:
+    res = invoke("train", ingested, *TINY_TRAIN, "--epochs-this-call", "1")
+    assert res.exit_code == 0, res.output
+    assert "paused after epoch 1" in res.output
+    stages = {s["stage"]: s for s in json.loads(invoke("status", ingested, "--json").stdout)}
+    assert stages["train/baseline"]["status"] == "paused"
+    assert stages["train/baseline"]["error"] is None
+    table = invoke("status", ingested).output
+    assert "paused" in table and "failed" not in table and "epochs_done=1" in table
+    # what needs the finished stage says it is paused and how to resume it
+    res = invoke("attack", ingested, "--arm", "baseline")
+    assert_clear_error(res, "train/baseline", "paused", "atlantis train", "--arm baseline")
+    res = invoke("train", ingested, *TINY_TRAIN)
+    assert res.exit_code == 0, res.output
+    assert "epoch 2/2" in res.output and "epoch 1/2" not in res.output  # resumed, not redone
+    stages = {s["stage"]: s for s in json.loads(invoke("status", ingested, "--json").stdout)}
+    assert stages["train/baseline"]["status"] == "done"
+
+
+def test_missing_stage_suggests_the_command_for_the_arm_asked_about(ingested: Path) -> None:
+    """``filter --arm naive`` without a naive generate stage used to suggest the targeted one."""
+    res = invoke("filter", ingested, "--arm", "naive")
+    assert_clear_error(res, "generate/naive", "atlantis generate RUN --arm naive")
+    assert "--arm targeted" not in res.output
+    res = invoke("generate", ingested, "--arm", "naive")
+    assert_clear_error(res, "plan/naive", "--planner naive")
+    res = invoke("train", ingested, "--arm", "naive", *TINY_TRAIN)
+    assert_clear_error(res, "filter/naive", "atlantis filter RUN --arm naive")
+    res = invoke("attack", ingested, "--arm", "naive")
+    assert_clear_error(res, "train/naive", "--arm naive")
