@@ -89,6 +89,7 @@ def test_image_data_url_never_upscales() -> None:
     url = image_data_url(Image.new("RGBA", (20, 10)), max_side=512)
     png = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert png.size == (20, 10) and png.mode == "RGB"
+    assert png.getpixel((3, 3)) == (255, 255, 255)  # transparent black, sent as on white
 
 
 # ---------------------------------------------------------------- metadata

@@ -12,7 +12,9 @@ and the setting: exactly the attributes the insight stage looks for. Decoding is
 is cached per image content and never requested twice.
 
 The HTTP client (retries with backoff, the API key read from the environment variable
-named by ``api_key_env`` and never logged) is ``atlantis.llm.openai_backend``'s. Images of a
+named by ``api_key_env`` and never logged, the key and ``headers`` values scrubbed from
+every answer so that an echoing server cannot put them into a caption) is
+``atlantis.llm.openai_backend``'s. Images of a
 batch are sent concurrently (``concurrency`` requests at a time) because a remote API's
 latency, not computation, dominates.
 """
@@ -28,6 +30,7 @@ from typing import Any
 from PIL import Image
 
 from atlantis.caption.base import Captioner
+from atlantis.embed.preprocess import to_rgb
 from atlantis.errors import ConfigError
 
 #: Bump when the request format changes, so cached captions are not reused.
@@ -39,8 +42,9 @@ DEFAULT_PROMPT = (
 
 
 def image_data_url(image: Image.Image, max_side: int) -> str:
-    """``image`` as a PNG data URL, downscaled (never upscaled) to ``max_side`` pixels."""
-    image = image.convert("RGB")
+    """``image`` as a PNG data URL, downscaled (never upscaled) to ``max_side`` pixels;
+    transparency on white, as the embedder sees it."""
+    image = to_rgb(image)
     if max(image.size) > max_side:
         scale = max_side / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
