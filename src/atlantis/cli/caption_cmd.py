@@ -8,11 +8,19 @@ captioners`` lists the captioner names. Options of a captioner go in with ``--op
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
+from atlantis.cli.app import (
+    BackendOptionOpt,
+    BatchSizeOpt,
+    CaptionerOpt,
+    ConfigOpt,
+    DeviceOpt,
+    ForceOpt,
+    RunArg,
+    SetOpt,
+    app,
+)
 from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
 from atlantis.store.run import Run
 
@@ -24,15 +32,10 @@ if TYPE_CHECKING:
 @friendly_errors
 def caption(
     run_dir: RunArg,
-    captioner: Annotated[
-        str | None, typer.Option("--captioner", help="See `atlantis captioners`.")
-    ] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option("--option", "-O", help="Captioner option KEY=VALUE, e.g. top_k=5."),
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, auto")] = None,
+    captioner: CaptionerOpt = None,
+    option: BackendOptionOpt = None,
+    batch_size: BatchSizeOpt = None,
+    device: DeviceOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -75,6 +78,7 @@ def _caption_config(
 
 
 @app.command()
+@friendly_errors
 def captioners() -> None:
     """List the captioner backends."""
     from atlantis.caption.registry import list_captioners

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from atlantis.cli.app import app
+from atlantis.cli.app import JsonOpt, MaybeArmOpt, app
 from atlantis.cli.common import console, err_console, friendly_errors
 from atlantis.errors import ConfigError
 from atlantis.store.run import Run
@@ -28,16 +28,14 @@ def estimate(
     from_run: Annotated[
         Path | None, typer.Option("--from-run", help="Measure the coefficients on this run.")
     ] = None,
-    arm: Annotated[
-        str | None, typer.Option("--arm", help="Arm of --from-run (default: targeted).")
-    ] = None,
+    arm: MaybeArmOpt = None,  # the arm whose stages of --from-run are measured (targeted)
     paper_defaults: Annotated[
         bool, typer.Option("--paper-defaults", help="The paper's A100 figures (the default).")
     ] = False,
     turbo: Annotated[
         bool, typer.Option("--turbo", help="Paper figures with SDXL Turbo (k_s 8 s, not 30).")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """How long a run takes (supplement J): each term's seconds and share, and the total."""
     from atlantis.report.cost import (

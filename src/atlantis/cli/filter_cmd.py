@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from atlantis.cli.app import ConfigOpt, EmbedderOpt, ForceOpt, RunArg, SetOpt, app
+from atlantis.cli.app import ArmOpt, ConfigOpt, EmbedderOpt, ForceOpt, RunArg, SetOpt, app
 from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
 from atlantis.store.run import Run
 
@@ -27,9 +27,7 @@ MAX_ROWS = 20  # classes listed; the lowest kept fractions first (what the feedb
 @friendly_errors
 def filter_(
     run_dir: RunArg,
-    arm: Annotated[str, typer.Option("--arm", help="Arm to filter: targeted, naive...")] = (
-        "targeted"
-    ),
+    arm: ArmOpt = "targeted",
     delta: Annotated[
         list[float] | None,
         typer.Option("--delta", help="ORDC delta (inf: no filtering); repeat for a sweep."),

@@ -13,7 +13,17 @@ from typing import Annotated
 
 import typer
 
-from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
+from atlantis.cli.app import (
+    ArmOpt,
+    BackendOptionOpt,
+    BatchSizeOpt,
+    ConfigOpt,
+    DeviceOpt,
+    ForceOpt,
+    RunArg,
+    SetOpt,
+    app,
+)
 from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
 from atlantis.store.run import Run
 
@@ -22,7 +32,7 @@ from atlantis.store.run import Run
 @friendly_errors
 def generate(
     run_dir: RunArg,
-    arm: Annotated[str, typer.Option("--arm", help="Plan arm: targeted, naive...")] = "targeted",
+    arm: ArmOpt = "targeted",
     source: Annotated[
         str | None,
         typer.Option(
@@ -30,12 +40,9 @@ def generate(
         ),
     ] = None,
     executor: Annotated[str | None, typer.Option("--executor", help="local or ray")] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option("--option", "-O", help="Source option KEY=VALUE, e.g. steps=4, pool=DIR."),
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, auto")] = None,
+    option: BackendOptionOpt = None,
+    batch_size: BatchSizeOpt = None,
+    device: DeviceOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -68,6 +75,7 @@ def generate(
 
 
 @app.command()
+@friendly_errors
 def sources() -> None:
     """List the image sources of the generate stage."""
     from atlantis.generate.registry import list_sources

@@ -11,11 +11,21 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
-from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
+from atlantis.cli.app import (
+    BackendOptionOpt,
+    CaptionerOpt,
+    ConfigOpt,
+    ForceOpt,
+    FormatOpt,
+    LlmOpt,
+    OutOpt,
+    RootOpt,
+    RunArg,
+    SetOpt,
+    app,
+)
 from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
 from atlantis.store.run import Run
 
@@ -23,21 +33,13 @@ if TYPE_CHECKING:
     from atlantis.config import AtlantisConfig
     from atlantis.insight.schema import Insight
 
-LlmOpt = Annotated[
-    str | None, typer.Option("--llm", help="LLM backend: rules (offline, no model), openai...")
-]
-OptionOpt = Annotated[
-    list[str] | None,
-    typer.Option("--option", "-O", help="LLM backend option KEY=VALUE, e.g. model=gpt-4o-mini."),
-]
-
 
 @app.command()
 @friendly_errors
 def insight(
     run_dir: RunArg,
     llm: LlmOpt = None,
-    option: OptionOpt = None,
+    option: BackendOptionOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -58,22 +60,17 @@ def insight(
 @app.command()
 @friendly_errors
 def analyze(
-    format: Annotated[
-        str, typer.Option("--format", "-f", help="imagefolder, manifest, cub, cars196, sop")
-    ],
-    root: Annotated[Path, typer.Option("--root", help="Dataset folder (its native layout).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create or update.")],
-    captioner: Annotated[
-        str, typer.Option("--captioner", help="metadata (dataset text), tags, ...")
-    ] = "metadata",
+    format: FormatOpt,
+    root: RootOpt,
+    out: OutOpt,
+    captioner: CaptionerOpt = "metadata",
     llm: LlmOpt = "rules",
-    option: OptionOpt = None,
+    option: BackendOptionOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Understand a dataset in one go: ingest (zsl split), caption, insight, report."""
     from atlantis.caption.stage import caption as run_caption
-    from atlantis.cli.common import run_config
     from atlantis.data.ingest import ingest as run_ingest
     from atlantis.insight.stage import insight as run_insight
     from atlantis.insight.stage import load_insight

@@ -266,7 +266,7 @@ def fetch_emoji_cmd(
 @app.command()
 @friendly_errors
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/demo"),
+    out: OutOpt = Path("runs/demo"),
     root: Annotated[
         Path | None, typer.Option(help="Emoji dataset folder (fetched if missing).")
     ] = None,

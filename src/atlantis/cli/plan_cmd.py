@@ -18,7 +18,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
+from atlantis.cli.app import (
+    ArmOpt,
+    BackendOptionOpt,
+    ConfigOpt,
+    ForceOpt,
+    LlmOpt,
+    MaybeArmOpt,
+    RunArg,
+    SetOpt,
+    app,
+)
 from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
 from atlantis.store.run import Run
 
@@ -37,13 +47,9 @@ def plan(
     planner: Annotated[
         str | None, typer.Option(help="targeted (ATLANTIS, reads the insight) or naive (NA).")
     ] = None,
-    arm: Annotated[str | None, typer.Option(help="Arm name (default: the planner's).")] = None,
-    llm: Annotated[
-        str | None, typer.Option("--llm", help="Text backend: rules (offline, no model), openai...")
-    ] = None,
-    option: Annotated[
-        list[str] | None, typer.Option("--option", "-O", help="LLM option KEY=VALUE.")
-    ] = None,
+    arm: MaybeArmOpt = None,  # default: the planner's name
+    llm: LlmOpt = None,
+    option: BackendOptionOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -80,7 +86,7 @@ def plan(
 def replan(
     run_dir: RunArg,
     source: Annotated[str, typer.Option("--from", help="filter (Algorithm 1) or train (Alg. 2).")],
-    arm: Annotated[str, typer.Option(help="The arm to re-plan.")] = "targeted",
+    arm: ArmOpt = "targeted",
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:

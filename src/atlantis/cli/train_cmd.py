@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
+from atlantis.cli.app import ArmOpt, ConfigOpt, ForceOpt, RunArg, SetOpt, app
 from atlantis.cli.common import (
     console,
     friendly_errors,
@@ -37,9 +37,7 @@ from atlantis.store.run import Run
 @friendly_errors
 def train(
     run_dir: RunArg,
-    arm: Annotated[str, typer.Option(help="baseline (real images only), naive, targeted...")] = (
-        "baseline"
-    ),
+    arm: ArmOpt = "baseline",
     delta: Annotated[
         float | None, typer.Option(help="One filter delta of a sweep (train/<arm>/delta-<d>).")
     ] = None,
