@@ -6,25 +6,28 @@ real time. Each distance therefore splits into three steps:
 
 * ``prepare`` runs once per set and caches what the blocks reuse (unit vectors, squared norms,
   Poincaré conformal weights);
-* ``ranking_block`` returns a *ranking key* per (query, gallery) pair: smaller means closer, and
-  it is a monotone function of the true distance within each query row, built with the fewest
-  passes over the block (for cosine the key is exactly one matrix product);
+* ``key_from_dot`` turns a block of dot products into a *ranking key* per (query, gallery)
+  pair: smaller means closer, and it is a monotone function of the true distance within each
+  query row, built with the fewest elementwise passes over the block (for cosine the key is
+  the negated dot product). ``ranking_block`` is the GEMM followed by ``key_from_dot``;
 * ``finalize`` turns the few selected keys (top-k per query) into true distances.
 
 Ranking on the key instead of the distance is exact up to rounding: a per-row monotone map
 never reorders two entries, it can only merge two keys that round to the same distance.
 The one matrix product per block is :func:`matmul_nt` (numpy's OpenBLAS on CPU, see there).
+Every key is a fixed elementwise formula of one dot product and per-row quantities
+(``kernel_id`` names the formula), so the compiled rank counter of
+:mod:`atlantis.evaluation.rank_count` computes bit-identical keys from the same dot block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import itertools
 import math
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -37,15 +40,15 @@ __all__ = [
     "get_distance",
     "matmul_nt",
     "pairwise_distances",
+    "single_threaded_blas",
 ]
 
 DEFAULT_CURVATURE = 0.1
-_GEMM_ROW_SPLIT = 16  # per-thread row slices are multiples of this (see knn.ROW_TILE)
 
 
 @functools.cache
 def _blas_controller() -> Any | None:
-    """threadpoolctl's controller (installed with pytorch-metric-learning), if available."""
+    """threadpoolctl's controller (a dependency of the project), if importable."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -53,41 +56,37 @@ def _blas_controller() -> Any | None:
     return ThreadpoolController()
 
 
-@functools.cache
-def _gemm_pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atlantis-gemm")
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Pin numpy's BLAS to one thread while block scans run their own worker threads.
+
+    Why: a scan computes many fixed-shape blocks in parallel worker threads (one BLAS call
+    each); OpenBLAS's own pool on top would oversubscribe the cores and leave idle threads
+    spinning on the cores the selection needs next. One thread per call also makes every
+    block's rounding a function of its shape alone (see :mod:`atlantis.evaluation.blocks`).
+    """
+    controller = _blas_controller()
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 def matmul_nt(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     """``a @ b.T`` (into ``out`` if given): the GEMM of every distance block.
 
-    On CPU, float32/float64 go through numpy's OpenBLAS, one single-threaded call per
-    ``torch.get_num_threads()`` row slice. Why: torch's MKL SGEMM ran ~1.7x slower than
-    OpenBLAS on the AMD EPYC machines this was tuned on, and the GEMM is half of an exact
-    scan; letting OpenBLAS run its own thread pool instead left its idle threads spinning
-    on the cores that torch's top-k needed next. Needs threadpoolctl (to pin OpenBLAS to
-    one thread per call); without it, or on GPU, this is ``torch.mm``.
+    On CPU, float32/float64 go through numpy's OpenBLAS in one call (callers parallelise
+    over blocks and pin BLAS with :func:`single_threaded_blas`). Why numpy: torch's MKL
+    SGEMM ran ~1.7x slower than OpenBLAS on the AMD EPYC machines this was tuned on, and the
+    GEMM is most of an exact scan. On other devices, or with gradients, this is ``torch.mm``.
     """
-    controller = _blas_controller()
     numpy_ok = a.device.type == "cpu" and a.dtype in (torch.float32, torch.float64)
-    if controller is None or not numpy_ok or a.requires_grad or b.requires_grad:
+    if not numpy_ok or a.requires_grad or b.requires_grad:
         return torch.mm(a, b.T, out=out)
     if out is None:
         out = a.new_empty((a.shape[0], b.shape[0]))
-    a_np, bt_np, out_np = a.numpy(), b.numpy().T, out.numpy()
-    tiles = -(-a.shape[0] // _GEMM_ROW_SPLIT)
-    workers = max(1, min(torch.get_num_threads(), tiles))
-    cuts = [min(a.shape[0], (tiles * i // workers) * _GEMM_ROW_SPLIT) for i in range(workers + 1)]
-    parts = [slice(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
-    with controller.limit(limits=1, user_api="blas"):
-        if len(parts) == 1:
-            np.matmul(a_np, bt_np, out=out_np)
-        else:
-            jobs = [
-                _gemm_pool(workers).submit(np.matmul, a_np[p], bt_np, out=out_np[p]) for p in parts
-            ]
-            for job in jobs:
-                job.result()
+    np.matmul(a.numpy(), b.numpy().T, out=out.numpy())
     return out
 
 
@@ -104,18 +103,28 @@ class Distance:
     """One distance: ``prepare`` a set once, rank blocks by key, ``finalize`` selected keys."""
 
     name: str
+    kernel_id: ClassVar[int]
+    """Which key formula :mod:`atlantis.evaluation.rank_count` compiles for this distance."""
 
     def prepare(self, x: Tensor) -> Prepared:
         """Cache per-row quantities of ``x`` (shape [n, d]) reused by every block."""
         raise NotImplementedError
 
-    def ranking_block(self, q: Prepared, g: Prepared, out: Tensor | None = None) -> Tensor:
-        """Return ranking keys [nq, ng]; smaller is closer, monotone in the distance per row.
+    def key_from_dot(self, dot: Tensor, q: Prepared, g: Prepared) -> Tensor:
+        """Turn dot products [nq, ng] of prepared rows into ranking keys, in place.
 
-        ``out`` (contiguous, [nq, ng]) lets a scan reuse one buffer for every chunk: a fresh
-        multi-hundred-MB allocation per chunk costs more in page faults than the GEMM itself.
+        Smaller is closer, monotone in the distance per query row. The formula is fixed
+        (same operations, same order) so that every code path computing a key from the
+        same dot product gets the same float.
         """
         raise NotImplementedError
+
+    def ranking_block(self, q: Prepared, g: Prepared, out: Tensor | None = None) -> Tensor:
+        """Return ranking keys [nq, ng]: one GEMM, then :meth:`key_from_dot`.
+
+        ``out`` (contiguous, [nq, ng]) lets a scan reuse one buffer for every block.
+        """
+        return self.key_from_dot(matmul_nt(q.x, g.x, out=out), q, g)
 
     def finalize(self, key: Tensor, q: Prepared) -> Tensor:
         """Map keys of shape [nq, m] (rows aligned with ``q``) to true distances."""
@@ -127,13 +136,13 @@ class Cosine(Distance):
     """Cosine distance ``1 - cos(x, y)``; zero vectors have distance 1 to everything."""
 
     name: str = "cosine"
+    kernel_id: ClassVar[int] = 0
 
     def prepare(self, x: Tensor) -> Prepared:
         return Prepared(torch.nn.functional.normalize(x, dim=1))
 
-    def ranking_block(self, q: Prepared, g: Prepared, out: Tensor | None = None) -> Tensor:
-        # Negating the small query chunk, not the block, makes the key a single GEMM.
-        return matmul_nt(q.x.neg(), g.x, out=out)
+    def key_from_dot(self, dot: Tensor, q: Prepared, g: Prepared) -> Tensor:
+        return dot.neg_()
 
     def finalize(self, key: Tensor, q: Prepared) -> Tensor:
         return key + 1.0
@@ -144,15 +153,16 @@ class Euclidean(Distance):
     """Euclidean (L2) distance ``||x - y||``."""
 
     name: str = "euclidean"
+    kernel_id: ClassVar[int] = 1
 
     def prepare(self, x: Tensor) -> Prepared:
         return Prepared(x, sq_norm=(x * x).sum(dim=1))
 
-    def ranking_block(self, q: Prepared, g: Prepared, out: Tensor | None = None) -> Tensor:
+    def key_from_dot(self, dot: Tensor, q: Prepared, g: Prepared) -> Tensor:
         # ||q||^2 is constant along a row, so it is left out of the key and added in finalize.
+        # -(d + d) is -2d exactly: the compiled counter writes it the same way.
         assert g.sq_norm is not None
-        # Scaling the query chunk by -2 is exact (a power of two), so this equals addmm.
-        return matmul_nt(q.x * -2.0, g.x, out=out).add_(g.sq_norm.unsqueeze(0))
+        return dot.add_(dot).neg_().add_(g.sq_norm.unsqueeze(0))
 
     def finalize(self, key: Tensor, q: Prepared) -> Tensor:
         assert q.sq_norm is not None
@@ -170,6 +180,7 @@ class Poincare(Distance):
 
     name: str = "poincare"
     curvature: float = DEFAULT_CURVATURE
+    kernel_id: ClassVar[int] = 2
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.curvature) and self.curvature > 0):
@@ -188,9 +199,9 @@ class Poincare(Distance):
             )
         return Prepared(x, sq_norm=sq_norm, weight=1.0 / (1.0 - self.curvature * sq_norm))
 
-    def ranking_block(self, q: Prepared, g: Prepared, out: Tensor | None = None) -> Tensor:
+    def key_from_dot(self, dot: Tensor, q: Prepared, g: Prepared) -> Tensor:
         assert q.sq_norm is not None and g.sq_norm is not None and g.weight is not None
-        key = matmul_nt(q.x * -2.0, g.x, out=out).add_(g.sq_norm.unsqueeze(0))
+        key = dot.add_(dot).neg_().add_(g.sq_norm.unsqueeze(0))
         return key.add_(q.sq_norm.unsqueeze(1)).mul_(g.weight.unsqueeze(0))
 
     def finalize(self, key: Tensor, q: Prepared) -> Tensor:

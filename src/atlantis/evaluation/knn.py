@@ -13,21 +13,33 @@ Guarantees that retrieval metrics depend on:
   the distances tie.
 * **Deterministic ties.** Neighbours are ordered by (ranking key, gallery index): among equal
   keys the lower gallery index comes first, including at the k-th position boundary. The
-  result is thus a function of the keys only, not of topk internals; and since query blocks
-  are padded to a fixed row multiple (``ROW_TILE``), the keys themselves came out
-  bit-identical for every chunk size / memory budget we tested (OpenBLAS and MKL, CPU).
+  result is thus a function of the keys only, not of topk internals.
+* **Chunk invariance, on any CPU.** Every key comes from one canonical fixed-shape GEMM
+  block (:mod:`atlantis.evaluation.blocks`), so indices *and* distances are bit-identical
+  for every chunk size, memory budget and thread count. What is not promised is equality
+  across machines or BLAS builds: there distances agree to float rounding (~1e-6 relative)
+  and neighbours whose distances tie within that rounding may swap.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from atlantis.evaluation.distances import DEFAULT_CURVATURE, Distance, Prepared, get_distance
+from atlantis.evaluation.blocks import TILE, BlockGrid
+from atlantis.evaluation.distances import (
+    DEFAULT_CURVATURE,
+    Distance,
+    Prepared,
+    get_distance,
+    single_threaded_blas,
+)
 from atlantis.evaluation.topk import topk_rows
 
 __all__ = [
@@ -37,17 +49,13 @@ __all__ = [
     "iter_knn",
     "knn",
     "query_chunk_size",
+    "scan_grid",
 ]
 
 MiB = 1 << 20
 DEFAULT_MEMORY_BUDGET = 256 * MiB
 
 _INDEX_BYTES = 8  # int64 indices returned by topk / sort
-# Query blocks are padded to a multiple of this many rows. BLAS kernels round a row
-# differently depending on the block's row count modulo their micro-tile (observed with MKL
-# for row counts not divisible by 4), so fixed-multiple blocks make every query's keys, hence
-# its neighbours, bit-identical whatever the chunk size.
-ROW_TILE = 16
 
 
 class KnnChunk(NamedTuple):
@@ -99,24 +107,77 @@ def query_chunk_size(
     of candidate flags (1 byte each), plus a few copies of up to ``4 (k+1)`` candidates (see
     :mod:`atlantis.evaluation.topk`: positions, a padded candidate table, selection output
     and sorts). The budget does not cover the fixed cost of the prepared gallery (one
-    [N, dim] copy at most). At least one query is processed, even if one row exceeds it.
+    [N, dim] copy at most) nor one canonical block per worker thread (``TILE`` x ``TILE``
+    keys). At least one query is processed, even if one row exceeds it; chunks of at least
+    a tile are whole tiles, so that no block is computed twice.
     """
     if memory_budget_bytes <= 0:
         raise ValueError(f"memory_budget_bytes must be > 0, got {memory_budget_bytes}")
     per_candidate = 4 * 2 * _INDEX_BYTES + 8 * (itemsize + _INDEX_BYTES)
     per_row = num_gallery * (itemsize + 1) + (k + 1) * per_candidate
     rows = int(memory_budget_bytes // per_row)
-    return max(1, rows // ROW_TILE * ROW_TILE if rows >= ROW_TILE else rows)
+    return max(1, rows // TILE * TILE if rows >= TILE else rows)
 
 
-def _pad_rows(p: Prepared, multiple: int) -> Prepared:
-    """Append zero rows to every tensor of ``p`` up to a multiple of ``multiple`` rows."""
-    extra = -p.x.shape[0] % multiple
-    if extra == 0:
-        return p
-    return Prepared(
-        *(None if t is None else torch.cat([t, t.new_zeros((extra, *t.shape[1:]))]) for t in p)
-    )
+def _fill_keys(
+    grid: BlockGrid, start: int, stop: int, out: Tensor, pool: ThreadPoolExecutor | None
+) -> None:
+    """Write the keys of grid rows ``start .. stop`` into ``out`` (original column order)."""
+    jobs = []
+    for a in range(start // grid.tile, -(-stop // grid.tile)):
+        span = grid.query_span(a)
+        lo, hi = max(start, span.start), min(stop, span.stop)
+        rows = slice(lo - span.start, hi - span.start)
+        dst = out[lo - start : hi - start]
+        for b in range(grid.gallery_tiles):
+            cols = grid.original_columns(b)
+            if isinstance(cols, np.ndarray):
+                cols = torch.from_numpy(cols).to(out.device)
+
+            def job(a: int = a, b: int = b, rows: slice = rows, dst: Tensor = dst,
+                    cols: slice | Tensor = cols) -> None:  # fmt: skip
+                dst[:, cols] = grid.keys(a, b, rows)
+
+            jobs.append(pool.submit(job) if pool is not None else job())
+    for j in jobs:
+        if j is not None:
+            j.result()
+
+
+def scan_grid(
+    grid: BlockGrid,
+    k: int,
+    *,
+    exclude_self: bool,
+    chunk_size: int,
+    row_batch: int,
+) -> Iterator[tuple[int, int, Tensor, Tensor]]:
+    """Top-k of every grid row, one chunk of grid rows at a time.
+
+    Yields ``(start, stop, indices, keys)``: grid rows ``start .. stop`` (original query
+    ``grid.order[p]`` for row ``p`` when the grid has an order), their ``k`` nearest
+    original gallery indices and ranking keys, ordered by (key, original gallery index).
+    """
+    dev = grid.q.x.device
+    n = grid.num_queries
+    rows_max = min(chunk_size, n)
+    buffer = torch.empty((rows_max, grid.num_gallery), dtype=grid.q.x.dtype, device=dev)
+    workers = max(1, torch.get_num_threads()) if dev.type == "cpu" else 1
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(single_threaded_blas())
+        pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers > 1 else None
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            key = buffer[: stop - start]
+            _fill_keys(grid, start, stop, key, pool)
+            if exclude_self:
+                rows = torch.arange(stop - start, device=dev)
+                own = rows + start
+                if grid.order is not None:
+                    own = torch.from_numpy(grid.order[start:stop]).to(dev)
+                key[rows, own] = torch.inf
+            vals, idx = topk_rows(key, k, row_batch)
+            yield start, stop, idx, vals
 
 
 def iter_knn(
@@ -133,8 +194,8 @@ def iter_knn(
 ) -> Iterator[KnnChunk]:
     """Yield the k nearest gallery items of each query, one query chunk at a time.
 
-    Streaming lets callers (e.g. Recall@K) reduce each chunk immediately, so even K=1000 at
-    SOP scale never materialises the [N, K] result. Arguments are as in :func:`knn`.
+    Streaming lets callers reduce each chunk immediately, so even K=1000 at SOP scale never
+    materialises the [N, K] result. Arguments are as in :func:`knn`.
     """
     dist = get_distance(distance, curvature)
     same_set = gallery is None or gallery is queries
@@ -159,37 +220,24 @@ def iter_knn(
             f"{', minus the query itself' if exclude_self else ''}), got {k!r}"
         )
     k = int(k)
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
 
     dev = torch.device(device) if device is not None else q_raw.device
     dtype = torch.float64 if torch.float64 in (q_raw.dtype, g_raw.dtype) else torch.float32
     itemsize = torch.finfo(dtype).bits // 8
     g = dist.prepare(g_raw.to(dev, dtype))
-    q_all = g if same_set else None
+    grid = BlockGrid(dist, g if same_set else dist.prepare(q_raw.to(dev, dtype)),
+                     None if same_set else g)  # fmt: skip
     if chunk_size is None:
         chunk_size = query_chunk_size(num_gallery, k, itemsize, memory_budget_bytes)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     # The selection's worst case (every key of a row tied: fallback topk / stable sort) holds
     # about two copies of a row's keys plus int64 indices: batch rows within the budget too.
     row_batch = max(1, memory_budget_bytes // (2 * num_gallery * (itemsize + _INDEX_BYTES)))
-
-    num_queries = q_raw.shape[0]
-    rows_max = min(chunk_size, num_queries)
-    key_buffer = torch.empty(
-        (rows_max + (-rows_max % ROW_TILE), num_gallery), dtype=dtype, device=dev
-    )
-    for start in range(0, num_queries, chunk_size):
-        stop = min(start + chunk_size, num_queries)
-        if q_all is not None:
-            q = Prepared(*(t[start:stop] if t is not None else None for t in q_all))
-        else:
-            q = dist.prepare(q_raw[start:stop].to(dev, dtype))
-        q_pad = _pad_rows(q, ROW_TILE)
-        key = dist.ranking_block(q_pad, g, out=key_buffer[: q_pad.x.shape[0]])[: stop - start]
-        if exclude_self:
-            rows = torch.arange(stop - start, device=dev)
-            key[rows, rows + start] = torch.inf
-        vals, idx = topk_rows(key, k, row_batch)
+    for start, stop, idx, vals in scan_grid(
+        grid, k, exclude_self=bool(exclude_self), chunk_size=chunk_size, row_batch=row_batch
+    ):
+        q = Prepared(*(None if t is None else t[start:stop] for t in grid.q))
         distances = dist.finalize(vals, q).to("cpu", torch.float32)
         yield KnnChunk(start, idx.to("cpu", torch.int64), distances)
 

@@ -12,8 +12,14 @@ MAP@R follows Musgrave et al., "A Metric Learning Reality Check" (2020): for a q
 R >= 1 other same-label items, AP@R = (1/R) * sum_{i=1..R} P(i) * rel(i) over its top-R
 neighbours, where P(i) is the precision of the top-i; MAP@R is the mean over those queries.
 
-Neighbours are streamed chunk by chunk from :func:`atlantis.evaluation.knn.iter_knn` and
-reduced at once, so K=1000 at SOP scale needs no [N, K] array.
+Both metrics need, per query, only the ranks of its same-label items: a query hits at K
+exactly when fewer than K other items precede its nearest positive. The default method
+(``method="count"`` on the CPU, :mod:`atlantis.evaluation.rank_count`) counts those items
+in one pass over a symmetric block grid instead of selecting every query's top K; the
+top-K scan (``method="topk"``, :mod:`atlantis.evaluation.knn`) is the reference and the
+path for GPUs. Both read the same canonical blocks, laid over the items sorted by label,
+so they rank by the same floats and give identical Recall@K (MAP@R to float64 rounding of
+its sum). Ties in the neighbour order go to the lower item index, as in the k-NN search.
 """
 
 from __future__ import annotations
@@ -23,13 +29,19 @@ import numbers
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from atlantis.evaluation.blocks import BlockGrid
 from atlantis.evaluation.distances import DEFAULT_CURVATURE, get_distance
-from atlantis.evaluation.knn import as_embeddings, iter_knn
+from atlantis.evaluation.knn import (
+    DEFAULT_MEMORY_BUDGET,
+    as_embeddings,
+    query_chunk_size,
+    scan_grid,
+)
 
 __all__ = [
     "DEFAULT_KS",
@@ -129,34 +141,105 @@ def _validate_ks(ks: int | Iterable[int], num_items: int) -> tuple[int, ...]:
     return out
 
 
-def _scan(
-    embeddings: torch.Tensor, codes: np.ndarray, k_search: int, need_ap: bool, **knn_kwargs: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-out scan: per query, the rank of its first hit and its AP@R.
+Method = Literal["auto", "count", "topk"]
+METHODS: tuple[str, ...] = ("auto", "count", "topk")
+
+
+def _label_grid(emb: torch.Tensor, codes: np.ndarray, distance: str, knn_kwargs: dict[str, Any]
+                ) -> BlockGrid:  # fmt: skip
+    """The symmetric canonical grid over the items sorted by label, shared by both methods."""
+    from atlantis.evaluation.rank_count import label_grid_order
+
+    dist = get_distance(distance, knn_kwargs.get("curvature", DEFAULT_CURVATURE))
+    device = knn_kwargs.get("device")
+    dev = torch.device(device) if device is not None else emb.device
+    dtype = torch.float64 if emb.dtype == torch.float64 else torch.float32
+    return BlockGrid(dist, dist.prepare(emb.to(dev, dtype)), order=label_grid_order(codes))
+
+
+def _resolve_method(method: str, grid: BlockGrid, codes: np.ndarray, need_ap: bool,
+                    budget: int) -> str:  # fmt: skip
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if method != "auto":
+        if method == "count" and grid.q.x.device.type != "cpu":
+            raise ValueError("method='count' runs on the CPU; use method='topk' on other devices")
+        return method
+    if grid.q.x.device.type != "cpu":
+        return "topk"
+    from atlantis.evaluation.rank_count import threshold_bytes
+
+    itemsize = grid.q.x.element_size()
+    fits = threshold_bytes(codes, need_ap, itemsize, torch.get_num_threads()) <= budget
+    return "count" if fits else "topk"
+
+
+def _scan_count(grid: BlockGrid, codes: np.ndarray, k_search: int, need_ap: bool
+                ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """First-hit ranks and AP@R from the rank counter (see :mod:`.rank_count`)."""
+    from atlantis.evaluation.rank_count import count_positive_ranks
+
+    pr = count_positive_ranks(grid, codes, k_search, need_ap)
+    n = len(codes)
+    r = pr.num_positives
+    used = pr.offsets[1:] - pr.offsets[:-1]
+    first_hit = np.full(n, k_search, dtype=np.int64)
+    has = used > 0
+    first_hit[has] = np.minimum(pr.ranks[pr.offsets[:-1][has]], k_search)
+    ap = np.full(n, np.nan)
+    if need_ap:
+        query = np.repeat(np.arange(n), used)
+        j = np.arange(len(pr.ranks)) - np.repeat(pr.offsets[:-1], used)
+        in_top = pr.ranks < r[query]
+        terms = (j[in_top] + 1) / (pr.ranks[in_top] + 1.0)
+        sums = np.bincount(query[in_top], weights=terms, minlength=n)
+        ap[r > 0] = sums[r > 0] / r[r > 0]
+    return first_hit, ap
+
+
+def _scan_topk(grid: BlockGrid, codes: np.ndarray, k_search: int, need_ap: bool,
+               knn_kwargs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Leave-one-out top-k scan: per query, the rank of its first hit and its AP@R.
 
     Returns ``first_hit`` (0-based rank of the first same-label neighbour, ``k_search`` if
     none within the top ``k_search``) and ``ap`` (AP@R, NaN where R = 0 or not requested).
     """
     n = len(codes)
+    budget = knn_kwargs.get("memory_budget_bytes", DEFAULT_MEMORY_BUDGET)
+    itemsize = grid.q.x.element_size()
+    chunk = knn_kwargs.get("chunk_size") or query_chunk_size(n, k_search, itemsize, budget)
+    row_batch = max(1, budget // (2 * n * (itemsize + 8)))
     codes_t = torch.from_numpy(codes)
     r_all = torch.from_numpy(np.bincount(codes)[codes] - 1)  # other same-label items
     first_hit = np.empty(n, dtype=np.int64)
     ap = np.full(n, np.nan)
-    for start, idx, _ in iter_knn(embeddings, None, k_search, exclude_self=True, **knn_kwargs):
-        stop = start + len(idx)
-        rel = codes_t[idx] == codes_t[start:stop, None]
+    assert grid.order is not None
+    for start, stop, idx, _ in scan_grid(grid, k_search, exclude_self=True, chunk_size=chunk,
+                                         row_batch=row_batch):  # fmt: skip
+        queries = torch.from_numpy(grid.order[start:stop])
+        idx = idx.cpu()
+        rel = codes_t[idx] == codes_t[queries, None]
         hit_any = rel.any(dim=1)
         first = rel.to(torch.uint8).argmax(dim=1)  # argmax returns the first maximum
-        first_hit[start:stop] = torch.where(hit_any, first, k_search).numpy()
-        r = r_all[start:stop]
+        first_hit[queries.numpy()] = torch.where(hit_any, first, k_search).numpy()
+        r = r_all[queries]
         max_r = int(r.max())
         if need_ap and max_r > 0:
             ranks = torch.arange(1, max_r + 1)
             rel_r = rel[:, :max_r] & (ranks <= r[:, None])
             precision = rel_r.cumsum(dim=1).double() / ranks
             ap_chunk = (precision * rel_r).sum(dim=1) / r.clamp_min(1)
-            ap[start:stop] = torch.where(r > 0, ap_chunk, torch.nan).numpy()
+            ap[queries.numpy()] = torch.where(r > 0, ap_chunk, torch.nan).numpy()
     return first_hit, ap
+
+
+def _scan(emb: torch.Tensor, codes: np.ndarray, k_search: int, need_ap: bool, method: str,
+          knn_kwargs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    grid = _label_grid(emb, codes, knn_kwargs["distance"], knn_kwargs)
+    budget = knn_kwargs.get("memory_budget_bytes", DEFAULT_MEMORY_BUDGET)
+    if _resolve_method(method, grid, codes, need_ap, budget) == "count":
+        return _scan_count(grid, codes, k_search, need_ap)
+    return _scan_topk(grid, codes, k_search, need_ap, knn_kwargs)
 
 
 def _prepare(
@@ -164,6 +247,10 @@ def _prepare(
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, tuple[int, ...]]:
     """Validate every input before any compute; resolve ``ks=None`` to :func:`default_ks`."""
     get_distance(knn_kwargs["distance"], knn_kwargs.get("curvature", DEFAULT_CURVATURE))
+    unknown = set(knn_kwargs) - {"distance", "memory_budget_bytes", "chunk_size", "device",
+                                 "curvature"}  # fmt: skip
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     emb = as_embeddings(embeddings, "embeddings")
     n = emb.shape[0]
     if n < 2:
@@ -184,6 +271,7 @@ def recall_at_k(
     labels: Any,
     ks: int | Iterable[int] = DEFAULT_KS,
     distance: str = "cosine",
+    method: Method = "auto",
     **knn_kwargs: Any,
 ) -> dict[int, float]:
     """Leave-one-out Recall@K of a set of embeddings, keyed by K (sorted ascending).
@@ -194,12 +282,17 @@ def recall_at_k(
         ks: cut-offs. A K larger than the N-1 other items warns and is evaluated exactly
             with all N-1 as neighbours (keyed by the K asked for), rather than failing.
         distance: ``"cosine"``, ``"euclidean"`` or ``"poincare"``.
-        **knn_kwargs: passed to :func:`~atlantis.evaluation.knn.iter_knn`
-            (``memory_budget_bytes``, ``chunk_size``, ``device``, ``curvature``).
+        method: ``"count"`` ranks each query's positives by counting (CPU, the fast path),
+            ``"topk"`` selects every query's top-K neighbours (any device, the reference);
+            ``"auto"`` (default) counts on the CPU when its thresholds fit the memory
+            budget. Both read the same canonical key blocks, so their results are equal.
+        **knn_kwargs: ``memory_budget_bytes``, ``chunk_size`` (top-k scan), ``device``,
+            ``curvature`` (see :func:`~atlantis.evaluation.knn.knn`).
     """
     knn_kwargs["distance"] = distance
     emb, codes, _, ks_t = _prepare(embeddings, labels, ks, knn_kwargs)
-    first_hit, _ = _scan(emb, codes, min(ks_t[-1], len(codes) - 1), False, **knn_kwargs)
+    k_search = min(ks_t[-1], len(codes) - 1)
+    first_hit, _ = _scan(emb, codes, k_search, False, method, knn_kwargs)
     return _recall_from_first_hit(first_hit, ks_t)
 
 
@@ -208,6 +301,7 @@ def evaluate_retrieval(
     labels: Any,
     ks: int | Iterable[int] | None = None,
     distance: str = "cosine",
+    method: Method = "auto",
     **knn_kwargs: Any,
 ) -> RetrievalMetrics:
     """Recall@K, MAP@R and per-class R@1 from one leave-one-out neighbour scan.
@@ -222,7 +316,7 @@ def evaluate_retrieval(
     n = len(codes)
     counts = np.bincount(codes)
     k_search = min(max(ks_t[-1], int(counts.max()) - 1, 1), n - 1)
-    first_hit, ap = _scan(emb, codes, k_search, True, **knn_kwargs)
+    first_hit, ap = _scan(emb, codes, k_search, True, method, knn_kwargs)
 
     hit1 = (first_hit < 1).astype(np.float64)
     per_class = np.bincount(codes, weights=hit1, minlength=len(classes)) / counts
