@@ -207,3 +207,20 @@ def test_missing_stage_suggests_the_command_for_the_arm_asked_about(ingested: Pa
     assert_clear_error(res, "filter/naive", "atlantis filter RUN --arm naive")
     res = invoke("attack", ingested, "--arm", "naive")
     assert_clear_error(res, "train/naive", "--arm naive")
+
+
+@pytest.mark.parametrize("backbone", ["timm:test_vit", "efficientnet-lite0"])
+def test_a_text_file_as_pretrained_weights_fails_naming_it(ingested: Path, tmp_path: Path,
+                                                           backbone: str) -> None:  # fmt: skip
+    """It used to be ignored: the default backbone trained from its own weights anyway."""
+    weights = tmp_path / "weights.txt"
+    weights.write_text("not weights\n")
+    pairs = zip(TINY_TRAIN[::2], TINY_TRAIN[1::2], strict=True)
+    tiny = [x for flag, value in pairs if not value.startswith(("train.pretrained", "train.backbone"))
+            for x in (flag, value)]  # fmt: skip
+    res = invoke("train", ingested, *tiny, "--set", f"train.backbone={backbone}",
+                 "--set", f"train.pretrained={weights}")  # fmt: skip
+    assert_clear_error(res, "train.pretrained", "weights.txt")
+    assert ("is not a checkpoint" in res.output) == backbone.startswith("timm:")
+    assert "torch.save" in res.output or "timm:<name> backbones only" in res.output
+    assert not (ingested / "train" / "baseline" / "last.pt").exists()  # nothing trained

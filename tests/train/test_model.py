@@ -143,3 +143,76 @@ def test_orthogonal_head_starts_with_the_backbone_ranking() -> None:
         assert torch.equal(before, after)
     with pytest.raises(ConfigError, match="head_init"):
         build_model("timm:test_vit", pretrained=False, image_size=32, head_init="eye")
+
+
+# -- train.pretrained: a file must be a checkpoint of the backbone ---------------------------------
+
+
+def _test_vit_weights(tmp_path, name: str = "w.pt"):
+    import timm
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(123)  # not timm's seed-0 init: the file changes every tensor
+        module = timm.create_model("test_vit", num_classes=0)
+    torch.save(module.state_dict(), tmp_path / name)
+    return module, tmp_path / name
+
+
+def test_a_timm_weights_file_is_loaded(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from atlantis.train.model import weights_format
+
+    module, file = _test_vit_weights(tmp_path)
+    save_file(module.state_dict(), tmp_path / "w.safetensors")
+    assert weights_format(file) == "torch"
+    assert weights_format(tmp_path / "w.safetensors") == "safetensors"
+    for weights in (file, tmp_path / "w.safetensors"):
+        model = build_model("timm:test_vit", pretrained=str(weights), image_size=32)
+        loaded = model.backbone.state_dict()
+        # every tensor is the file's (pos_embed resampled from 160 px to the 32 px asked for)
+        assert all(torch.equal(loaded[k], v) for k, v in module.state_dict().items()
+                   if k != "pos_embed")  # fmt: skip
+        assert loaded["pos_embed"].shape == (1, 5, 64)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"these are not weights\n", "is not a checkpoint"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(64), "is not a checkpoint"),
+        (b"", "is not a checkpoint"),
+    ],
+    ids=["text", "png", "empty"],
+)
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path, content, words) -> None:
+    from atlantis.train.model import check_weights_file
+
+    (tmp_path / "weights.pt").write_bytes(content)
+    with pytest.raises(ConfigError, match=rf"train.pretrained: .*weights.pt {words}.*torch.save"):
+        build_model("timm:test_vit", pretrained=str(tmp_path / "weights.pt"), image_size=32)
+    with pytest.raises(ConfigError, match="not found"):
+        check_weights_file(str(tmp_path / "missing.pt"))
+    with pytest.raises(ConfigError, match="is a folder"):
+        check_weights_file(str(tmp_path))
+
+
+def test_weights_of_another_model_or_misnamed_are_refused(tmp_path) -> None:
+    import timm
+    from safetensors.torch import save_file
+
+    torch.save(timm.create_model("resnet18", num_classes=0).state_dict(), tmp_path / "r.pt")
+    with pytest.raises(ConfigError, match=r"r.pt: none of its tensors fit timm:test_vit"):
+        build_model("timm:test_vit", pretrained=str(tmp_path / "r.pt"), image_size=32)
+    module, _ = _test_vit_weights(tmp_path)
+    save_file(module.state_dict(), tmp_path / "st.pt")
+    with pytest.raises(ConfigError, match=r"st.pt holds safetensors .* name it \*.safetensors"):
+        build_model("timm:test_vit", pretrained=str(tmp_path / "st.pt"), image_size=32)
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "transformers:some/model"])
+def test_a_weights_file_for_a_backbone_that_takes_none_is_refused(tmp_path, backbone) -> None:
+    """These backbones used to ignore the file and train from their own weights."""
+    _, file = _test_vit_weights(tmp_path)
+    with pytest.raises(ConfigError, match=r"train.pretrained: .*w.pt.*timm:<name> backbones only"):
+        build_model(backbone, pretrained=str(file))

@@ -25,7 +25,10 @@ parts run in eval mode, so their BatchNorm statistics and dropout never change e
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -56,6 +59,72 @@ class Backbone:
     info: dict[str, Any] = field(default_factory=dict)  # rebuilds the architecture offline
 
 
+#: What ``train.pretrained`` may name, for the errors that refuse another file.
+WEIGHTS_HELP = ("a weights file of the backbone: a state dict saved with torch.save (.pth, .pt, "
+                ".bin) or a .safetensors file; or true (the published weights) / false "
+                "(seeded random)")  # fmt: skip
+
+
+def weights_format(path: Path) -> str | None:
+    """``torch`` (torch.save's zip or legacy pickle), ``safetensors``, or None for anything else.
+
+    Read from the first bytes, not the whole file: a text file or an image given as weights
+    must be refused before a model is built, with its name, not deep inside timm.
+    """
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                return "torch" if any(n.endswith("data.pkl") for n in z.namelist()) else None
+        if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+            return "torch"  # the legacy (pre-1.6) format: a pickle stream
+        size = path.stat().st_size
+        n = int.from_bytes(head, "little") if len(head) == 8 else 0
+        if 1 < n <= min(size - 8, 100_000_000):  # safetensors: u64 header length, JSON header
+            try:
+                header = json.loads(f.read(n))
+            except (UnicodeDecodeError, ValueError):
+                return None
+            return "safetensors" if isinstance(header, dict) else None
+    return None
+
+
+def check_weights_file(value: str, what: str = "train.pretrained") -> Path:
+    """The checkpoint file ``value`` names, or a ``ConfigError`` saying why it is not one."""
+    path = Path(value).expanduser()
+    if not path.is_file():
+        state = "is a folder" if path.is_dir() else "not found"
+        raise ConfigError(f"{what}: {value}: {state}; give {WEIGHTS_HELP}")
+    kind = weights_format(path)
+    if kind is None:
+        raise ConfigError(f"{what}: {value} is not a checkpoint (neither torch.save's format nor "
+                          f"safetensors); give {WEIGHTS_HELP}")  # fmt: skip
+    if (kind == "safetensors") != (path.suffix == ".safetensors"):  # timm goes by the suffix
+        fix = ("name it *.safetensors" if kind == "safetensors"
+               else "it is a torch.save file: give it a .pt or .pth name")  # fmt: skip
+        raise ConfigError(f"{what}: {value} holds {kind} weights but its name says otherwise; "
+                          f"{fix}")  # fmt: skip
+    return path
+
+
+def check_pretrained(backbone: str, pretrained: Any) -> None:
+    """Refuse a ``train.pretrained`` file before anything is built or trained.
+
+    A file path used to be ignored by every backbone but timm's (a text file as weights
+    trained anyway); now it must be a checkpoint, and only timm backbones take one.
+    """
+    if not isinstance(pretrained, str):
+        return
+    kind = backbone.partition(":")[0]
+    if kind != "timm":
+        own = ("its packaged ImageNet weights (true) or seeded random ones (false)"
+               if kind.startswith("efficientnet-") else
+               "the weights in its folder (backbone: transformers:<folder>)")  # fmt: skip
+        raise ConfigError(f"train.pretrained: {pretrained!r}: a weights file works with timm:<name> "
+                          f"backbones only; {backbone} takes {own}")  # fmt: skip
+    check_weights_file(pretrained)
+
+
 def load_backbone(name: str, *, pretrained: bool | str = True, image_size: int | None = None,
                   options: dict[str, Any] | None = None) -> Backbone:  # fmt: skip
     """Build a backbone by name (see the module docstring for the names).
@@ -65,6 +134,7 @@ def load_backbone(name: str, *, pretrained: bool | str = True, image_size: int |
     kind, sep, rest = name.partition(":")
     if options and kind != "timm":
         raise ConfigError(f"backbone_options are for timm backbones only, not {name!r}")
+    check_pretrained(name, pretrained)
     if kind.startswith("efficientnet-") and not sep:
         return _efficientnet(kind, pretrained, image_size)
     if kind == "timm" and rest:
@@ -103,8 +173,9 @@ def _timm(model_name: str, pretrained: bool | str, image_size: int | None,
     kwargs: dict[str, Any] = {**options, "num_classes": 0}
     if image_size is not None and cfg is not None and cfg.fixed_input_size:
         kwargs["img_size"] = image_size  # ViTs: position embeddings resampled to the size
-    if isinstance(pretrained, str):
-        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": pretrained})
+    if isinstance(pretrained, str):  # checked by load_backbone
+        file = Path(pretrained).expanduser()
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(file)})
     else:
         kwargs["pretrained"] = pretrained
     with torch.random.fork_rng(devices=[]):
@@ -113,12 +184,39 @@ def _timm(model_name: str, pretrained: bool | str, image_size: int | None,
             module = timm.create_model(model_name, **kwargs)
         except TypeError as exc:
             raise ConfigError(f"timm:{model_name}: bad backbone_options {options}: {exc}") from None
+        except Exception as exc:
+            if not isinstance(pretrained, str):
+                raise
+            raise ConfigError(f"train.pretrained: {pretrained}: timm cannot load it into "
+                              f"{model_name} ({type(exc).__name__}: {exc}); give "
+                              f"{WEIGHTS_HELP}") from exc  # fmt: skip
+    if isinstance(pretrained, str):
+        _check_loaded(module, model_name, {**kwargs, "pretrained": False}, pretrained)
     data = timm.data.resolve_data_config({}, model=module)
     size = image_size or int(data["input_size"][-1])
     info = {"kind": "timm", "name": model_name, "image_size": size, "options": options,
             "fixed_size": bool(cfg is not None and cfg.fixed_input_size)}  # fmt: skip
     return Backbone(module, int(module.num_features), tuple(data["mean"]), tuple(data["std"]),
                     size, str(data.get("interpolation", "bicubic")), info)  # fmt: skip
+
+
+def _check_loaded(module: nn.Module, model_name: str, random_kwargs: dict[str, Any],
+                  file: str) -> None:  # fmt: skip
+    """Refuse a weights file of which timm loaded nothing (it only warns about foreign keys).
+
+    Unloaded parameters keep the seed-0 init, so a model built the same way without the file
+    tells which tensors the file replaced; none means the file is of another model.
+    """
+    import timm
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        reference = timm.create_model(model_name, **random_kwargs).state_dict()
+    loaded = [k for k, v in module.state_dict().items()
+              if k in reference and v.is_floating_point() and not torch.equal(v, reference[k])]  # fmt: skip
+    if not loaded:
+        raise ConfigError(f"train.pretrained: {file}: none of its tensors fit timm:{model_name} "
+                          f"(a checkpoint of another model?); give {WEIGHTS_HELP}")  # fmt: skip
 
 
 class HFBackbone(nn.Module):

@@ -44,6 +44,7 @@ from atlantis.train.data import LabelledImages, labelled_images
 from atlantis.train.feedback import FEEDBACK_FILE, feedback_report, write_feedback
 from atlantis.train.inference import embed_paths
 from atlantis.train.loop import Callback, TrainingPaused, fit
+from atlantis.train.model import check_pretrained
 from atlantis.train.runtime import Runtime
 from atlantis.train.trunk import embed_via_trunk
 
@@ -97,6 +98,7 @@ def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | Non
     ``callbacks`` are called after each epoch's checkpoint.
     """
     name = stage_name(arm, delta, tag)
+    check_pretrained(cfg.backbone, cfg.pretrained)  # a bad weights file fails before any work
     splits, inputs = split_records(run, arm, delta)
     rt = runtime or Runtime(cfg.device, cfg.mixed_precision)
     data = {s: labelled_images(run, recs) for s, recs in splits.items() if recs}
