@@ -170,13 +170,14 @@ def test_plan_errors(built: Run, tmp_path: Path) -> None:
         testset.testset_items(built, per_class=1, seed=0, template="a thing in {domain}")
     with pytest.raises(ConfigError, match=r"plain_template .*\['domain'\]"):
         testset.testset_items(built, per_class=1, seed=0, plain_template="a {class} {domain}")
-    # fsl with one image per class: everything trains, there is no test split
-    (tmp_path / "d" / "a").mkdir(parents=True)
-    (tmp_path / "d" / "b").mkdir(parents=True)
-    draw(COLOURS[0], "flat", 0).save(tmp_path / "d" / "a" / "0.png")
-    draw(COLOURS[1], "flat", 0).save(tmp_path / "d" / "b" / "0.png")
+    # A run whose records hold no test split (ingest refuses to make one; a hand-written or
+    # older run folder can hold one): the testset stage says so instead of planning nothing.
     run = Run(tmp_path / "run")
-    ingest(run, DataConfig(root=str(tmp_path / "d"), split="fsl", val_fraction=0.0))
+    ingest(run, DataConfig(format="manifest", root=str(make_dataset(tmp_path / "d", False)),
+                           split="fsl", val_fraction=0.0))  # fmt: skip
+    records = run.root / "ingest" / "records.jsonl"
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    records.write_text("".join(json.dumps({**r, "split": "train"}) + "\n" for r in lines))
     with pytest.raises(StageError, match=r"no test images \(data.split='fsl'\)"):
         testset.testset_items(run, per_class=2, seed=0)
 

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from atlantis.evaluation import blocks
 from atlantis.evaluation.blocks import BlockGrid
 from atlantis.evaluation.distances import DEFAULT_CURVATURE, get_distance
 from atlantis.evaluation.knn import (
@@ -154,7 +155,8 @@ def _label_grid(emb: torch.Tensor, codes: np.ndarray, distance: str, knn_kwargs:
     device = knn_kwargs.get("device")
     dev = torch.device(device) if device is not None else emb.device
     dtype = torch.float64 if emb.dtype == torch.float64 else torch.float32
-    return BlockGrid(dist, dist.prepare(emb.to(dev, dtype)), order=label_grid_order(codes))
+    prepared = dist.prepare(emb.to(dev, dtype))
+    return BlockGrid(dist, prepared, order=label_grid_order(codes), tile=blocks.TILE)
 
 
 def _resolve_method(method: str, grid: BlockGrid, codes: np.ndarray, need_ap: bool,
