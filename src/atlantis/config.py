@@ -23,7 +23,7 @@ from atlantis.insight.config import InsightConfig
 from atlantis.pipeline.config import LoopConfig
 from atlantis.plan.config import PlanConfig
 from atlantis.robustness.config import AttackConfig
-from atlantis.train.config import TrainConfig
+from atlantis.train.config import TrainConfig, with_preset
 
 
 class Section(BaseModel):
@@ -141,13 +141,44 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+#: Sections where ``preset: NAME`` stands for a whole recipe, and what expands it.
+PRESET_SECTIONS = {"train": with_preset}
+
+
+def expand_presets(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Each section's ``preset: NAME`` replaced by the preset's keys, the section's own on top.
+
+    Done per layer (saved config, file, ``--set``), so a preset named in a later layer
+    overrides the keys of the earlier ones, as any other key of that layer does.
+    """
+    out = dict(data)
+    for section, expand in PRESET_SECTIONS.items():
+        if isinstance(out.get(section), dict) and "preset" in out[section]:
+            try:
+                out[section] = expand(out[section])
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
+    return out
+
+
+def apply_layered_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``apply_overrides``, where ``--set SECTION.preset=NAME`` lays the preset down there."""
+    for item in overrides:
+        parts, value = parse_override(item)
+        if len(parts) == 2 and parts[1] == "preset" and parts[0] in PRESET_SECTIONS:
+            data = _deep_merge(data, expand_presets({parts[0]: {"preset": value}}, f"--set {item}"))
+        else:
+            data = apply_overrides(data, [item])
+    return data
+
+
 def load_config(
     path: Path | str | None = None,
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
 ) -> AtlantisConfig:
     """Defaults <- ``base`` (e.g. a run's saved config) <- YAML file <- ``--set`` overrides."""
-    data: dict[str, Any] = dict(base or {})
+    data: dict[str, Any] = expand_presets(dict(base or {}), "the run's saved config")
     source = "config"
     if path is not None:
         path = Path(path)
@@ -160,8 +191,8 @@ def load_config(
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
-        data = _deep_merge(data, loaded)
-    data = apply_overrides(data, list(overrides or []))
+        data = _deep_merge(data, expand_presets(loaded, str(path)))
+    data = apply_layered_overrides(data, list(overrides or []))
     try:
         return AtlantisConfig.model_validate(data)
     except ValidationError as e:

@@ -7,7 +7,9 @@ validation. Several GPUs: ``accelerate launch -m atlantis.cli.main train RUN ...
 ``atlantis.train.runtime``).
 
 The ``train`` section is resolved as: the run's saved config <- ``--config`` file <-
-``--preset`` <- ``--set train.*``; it is saved back into the run's config.
+``--preset`` <- ``--set train.*``; it is saved back into the run's config. A file's
+``train: {preset: demo}`` (or ``--set train.preset=demo``) lays the preset's keys down at
+that layer, the layer's own keys on top.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from atlantis.cli.common import (
     run_config,
     save_run_config,
 )
-from atlantis.config import apply_overrides
+from atlantis.config import apply_layered_overrides, expand_presets
 from atlantis.errors import ConfigError
 from atlantis.store.run import Run
 
@@ -97,18 +99,19 @@ def train_config(run: Run, config_file: Path | None, preset: str | None,
     """The ``train`` section: saved run config <- config file <- preset <- ``--set train.*``."""
     from pydantic import ValidationError
 
-    from atlantis.train.config import PRESETS, TrainConfig
+    from atlantis.train.config import TrainConfig, with_preset
 
     data: dict[str, Any] = {}
-    for source in (run.config_path, config_file):
+    for source in (run.config_path, config_file):  # a preset in a file: at that file's layer
         if source is not None and Path(source).exists():
             loaded = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
-            data.update(loaded.get("train") or {})
+            data.update(expand_presets(loaded, str(source)).get("train") or {})
     if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown train preset {preset!r}; valid: {', '.join(PRESETS)}")
-        data.update(PRESETS[preset])
-    data = apply_overrides({"train": data}, overrides)["train"]
+        try:
+            data.update(with_preset({"preset": preset}))
+        except ConfigError as e:
+            raise ConfigError(f"--preset: {e}") from None
+    data = apply_layered_overrides({"train": data}, overrides)["train"]
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:

@@ -9,12 +9,16 @@ which defaults to the offline EfficientNet-Lite0. ``PRESETS`` hold whole recipes
   ``m_per_class x classes`` (see ``data.EpochBatchSampler``).
 * ``demo``: a CPU recipe for the offline emoji demo, minutes on 2 cores (see its comment).
 
+A config names one with ``train: {preset: demo}`` (``with_preset``): the preset's keys
+first, the section's own keys on top; ``--set train.preset=demo`` lays it at that point.
+
 Like ``InsightConfig`` this does not subclass ``atlantis.config.Section`` (that module
 imports this one to build ``AtlantisConfig``); the model config is the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -79,6 +83,12 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(64, gt=0)
     tensorboard: bool = True  # when the tensorboard package is installed
 
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        """``preset: NAME`` in the section: the preset's keys, the section's own on top."""
+        return with_preset(data) if isinstance(data, Mapping) and "preset" in data else data
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.batch_size % self.m_per_class:
@@ -133,8 +143,23 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def with_preset(section: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``train`` section whose ``preset: NAME`` is replaced by the preset's keys, the
+    section's own keys on top (``{preset: demo, epochs: 3}``: the demo recipe, 3 epochs).
+
+    A run YAML can then name a recipe instead of copying its keys by hand.
+    """
+    data = dict(section)
+    name = data.pop("preset", None)
+    if name is None:
+        return data
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ConfigError(
+            f"train.preset: unknown train preset {name!r}; valid: {', '.join(PRESETS)}"
+        )
+    return {**PRESETS[name], **data}
+
+
 def preset(name: str, **overrides: Any) -> TrainConfig:
     """A ``TrainConfig`` from a named preset, with ``overrides`` on top."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown train preset {name!r}; valid: {', '.join(PRESETS)}")
-    return TrainConfig(**{**PRESETS[name], **overrides})
+    return TrainConfig(**with_preset({"preset": name, **overrides}))
