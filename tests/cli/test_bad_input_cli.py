@@ -224,3 +224,25 @@ def test_a_text_file_as_pretrained_weights_fails_naming_it(ingested: Path, tmp_p
     assert ("is not a checkpoint" in res.output) == backbone.startswith("timm:")
     assert "torch.save" in res.output or "timm:<name> backbones only" in res.output
     assert not (ingested / "train" / "baseline" / "last.pt").exists()  # nothing trained
+
+
+def test_a_run_yaml_can_name_a_training_preset(ingested: Path, tmp_path: Path) -> None:
+    """``train: {preset: demo}`` used to be rejected as an unknown key."""
+    import yaml
+
+    from atlantis.train.config import PRESETS
+
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({"train": {
+        "preset": "demo", "backbone": "timm:test_vit", "pretrained": False, "image_size": 32,
+        "embedding_dim": 16, "trainable_blocks": 1, "batch_size": 12, "m_per_class": 3,
+        "epochs": 1, "tensorboard": False}}))  # fmt: skip
+    res = invoke("train", ingested, "--config", config)
+    assert res.exit_code == 0, res.output
+    saved = yaml.safe_load((ingested / "config.yaml").read_text())["train"]
+    assert saved["epochs"] == 1 and saved["backbone"] == "timm:test_vit"  # the file's own keys
+    for key in ("head_init", "cache_trunk", "augment", "lr"):  # the rest from the preset
+        assert saved[key] == PRESETS["demo"][key], key
+    config.write_text("train:\n  preset: quick\n")
+    res = invoke("train", ingested, "--config", config)
+    assert_clear_error(res, "train.yaml", "train.preset", "'quick'", "dino, demo")
