@@ -132,8 +132,3 @@ class BlockGrid:
         """Every block a symmetric scan multiplies: ``(a, b)`` with ``a <= b``."""
         for a in range(self.query_tiles):
             yield from ((a, b) for b in range(a, self.gallery_tiles))
-
-    def original_columns(self, b: int) -> np.ndarray | slice:
-        """Original gallery indices of tile ``b``'s columns (a slice without ``order``)."""
-        span = self.gallery_span(b)
-        return span if self.order is None else self.order[span]

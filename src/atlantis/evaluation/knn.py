@@ -122,7 +122,7 @@ def query_chunk_size(
 def _fill_keys(
     grid: BlockGrid, start: int, stop: int, out: Tensor, pool: ThreadPoolExecutor | None
 ) -> None:
-    """Write the keys of grid rows ``start .. stop`` into ``out`` (original column order)."""
+    """Write the keys of grid rows ``start .. stop`` into ``out`` (grid column order)."""
     jobs = []
     for a in range(start // grid.tile, -(-stop // grid.tile)):
         span = grid.query_span(a)
@@ -130,18 +130,34 @@ def _fill_keys(
         rows = slice(lo - span.start, hi - span.start)
         dst = out[lo - start : hi - start]
         for b in range(grid.gallery_tiles):
-            cols = grid.original_columns(b)
-            if isinstance(cols, np.ndarray):
-                cols = torch.from_numpy(cols).to(out.device)
 
-            def job(a: int = a, b: int = b, rows: slice = rows, dst: Tensor = dst,
-                    cols: slice | Tensor = cols) -> None:  # fmt: skip
-                dst[:, cols] = grid.keys(a, b, rows)
+            def job(a: int = a, b: int = b, rows: slice = rows, dst: Tensor = dst) -> None:
+                dst[:, grid.gallery_span(b)] = grid.keys(a, b, rows)
 
             jobs.append(pool.submit(job) if pool is not None else job())
     for j in jobs:
         if j is not None:
             j.result()
+
+
+def _reorder_ties(key: Tensor, vals: Tensor, idx: Tensor, k: int, order: np.ndarray
+                  ) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Top-k of a grid laid over ``order``: break ties by original index, not position.
+
+    ``vals, idx`` hold the ``k + 1`` smallest keys per row (grid positions, ties by
+    position). Rows without equal keys among them are already right; the rare others are
+    sorted again in full by (key, original index).
+    """
+    tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1).nonzero().flatten()
+    orig = torch.from_numpy(order).to(idx.device)
+    idx = orig[idx[:, :k]]
+    vals = vals[:, :k].clone()
+    for r in tied.tolist():
+        row = key[r].cpu().numpy()
+        best = np.lexsort((order, row))[:k]
+        vals[r] = torch.from_numpy(row[best]).to(vals.device)
+        idx[r] = orig[torch.from_numpy(best).to(idx.device)]
+    return vals, idx
 
 
 def scan_grid(
@@ -163,6 +179,7 @@ def scan_grid(
     rows_max = min(chunk_size, n)
     buffer = torch.empty((rows_max, grid.num_gallery), dtype=grid.q.x.dtype, device=dev)
     workers = max(1, torch.get_num_threads()) if dev.type == "cpu" else 1
+    k_sel = k if grid.order is None else min(k + 1, grid.num_gallery)
     with contextlib.ExitStack() as stack:
         stack.enter_context(single_threaded_blas())
         pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers > 1 else None
@@ -172,11 +189,10 @@ def scan_grid(
             _fill_keys(grid, start, stop, key, pool)
             if exclude_self:
                 rows = torch.arange(stop - start, device=dev)
-                own = rows + start
-                if grid.order is not None:
-                    own = torch.from_numpy(grid.order[start:stop]).to(dev)
-                key[rows, own] = torch.inf
-            vals, idx = topk_rows(key, k, row_batch)
+                key[rows, rows + start] = torch.inf
+            vals, idx = topk_rows(key, k_sel, row_batch)
+            if grid.order is not None:
+                vals, idx = _reorder_ties(key, vals, idx, k, grid.order)
             yield start, stop, idx, vals
 
 

@@ -142,16 +142,17 @@ _ZERO = np.int32(0)
 
 @_jit
 def _hot_cosine(row, t, b, thr, bnd, below, flag):  # type: ignore[no-untyped-def]
-    """One pass over a dot row: the row query's count below ``t`` and its rare flags
-    (``t <= key <= b``), and the same for every column query (``thr``, ``bnd``)."""
+    """One pass over a dot row: the row query's keys below ``t`` and at most ``b``, and the
+    same for every column query (``thr``, ``bnd``). More keys at most ``b`` than below
+    ``t`` flags the row (or column) for an exact rescan."""
     lt = _ZERO
     fl = _ZERO
     for k in range(row.shape[0]):
         v = -row[k]
         lt += _ONE if v < t else _ZERO
-        fl += _ONE if (v >= t) & (v <= b) else _ZERO
+        fl += _ONE if v <= b else _ZERO
         below[k] += _ONE if v < thr[k] else _ZERO
-        flag[k] += _ONE if (v >= thr[k]) & (v <= bnd[k]) else _ZERO
+        flag[k] += _ONE if v <= bnd[k] else _ZERO
     return lt, fl
 
 
@@ -165,9 +166,9 @@ def _hot_euclidean(row, sq_p, sq_c, t, b, thr, bnd, below, flag):  # type: ignor
         vr = m + sq_c[k]
         vc = m + sq_p
         lt += _ONE if vr < t else _ZERO
-        fl += _ONE if (vr >= t) & (vr <= b) else _ZERO
+        fl += _ONE if vr <= b else _ZERO
         below[k] += _ONE if vc < thr[k] else _ZERO
-        flag[k] += _ONE if (vc >= thr[k]) & (vc <= bnd[k]) else _ZERO
+        flag[k] += _ONE if vc <= bnd[k] else _ZERO
     return lt, fl
 
 
@@ -181,9 +182,9 @@ def _hot_poincare(row, sq_p, w_p, sq_c, w_c, t, b, thr, bnd, below, flag):  # ty
         vr = ((m + sq_c[k]) + sq_p) * w_c[k]
         vc = ((m + sq_p) + sq_c[k]) * w_p
         lt += _ONE if vr < t else _ZERO
-        fl += _ONE if (vr >= t) & (vr <= b) else _ZERO
+        fl += _ONE if vr <= b else _ZERO
         below[k] += _ONE if vc < thr[k] else _ZERO
-        flag[k] += _ONE if (vc >= thr[k]) & (vc <= bnd[k]) else _ZERO
+        flag[k] += _ONE if vc <= bnd[k] else _ZERO
     return lt, fl
 
 
@@ -250,11 +251,11 @@ def count_block(
         if diag:  # the query itself is no neighbour
             v = _key(row[i], kind, sq[p], sq[p], w[p])
             lt -= _ONE if v < t else _ZERO
-            fl -= _ONE if (v >= t) & (v <= b) else _ZERO
+            fl -= _ONE if v <= b else _ZERO
         o = offsets[p]
         for j in range(a):
             counts[o + j] += lt
-        if fl > 0:
+        if fl > lt:
             for k in range(nc):
                 if diag and k == i:
                     continue
@@ -274,7 +275,7 @@ def count_block(
         o = offsets[q]
         for j in range(a):
             counts[o + j] += below[k]
-        if flag[k] > 0:
+        if flag[k] > below[k]:
             flagged[nf] = k
             nf += 1
     for i in range(nr if nf > 0 else 0):  # row-major rescan of the flagged columns
