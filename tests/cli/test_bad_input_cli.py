@@ -246,3 +246,74 @@ def test_a_run_yaml_can_name_a_training_preset(ingested: Path, tmp_path: Path) -
     config.write_text("train:\n  preset: quick\n")
     res = invoke("train", ingested, "--config", config)
     assert_clear_error(res, "train.yaml", "train.preset", "'quick'", "dino, demo")
+
+
+# -- atlantis run CONFIG --check ----------------------------------------------------------------
+
+
+def _run_config(tmp_path: Path, **sections: dict) -> Path:
+    """A small, valid run config over a real image tree and a real retrieval pool."""
+    import yaml
+
+    from tests.train.conftest import make_dataset
+
+    root = make_dataset(tmp_path / "data", per_class=3)
+    pool = make_dataset(tmp_path / "pool", per_class=1, seed=1)
+    cfg = {"data": {"format": "imagefolder", "root": str(root)},
+           "caption": {"captioner": "metadata"}, "insight": {"llm": "rules"},
+           "plan": {"budget": 8, "llm": "rules"},
+           "generate": {"source": "retrieve", "options": {"pool": str(pool)}},
+           "train": {"backbone": "timm:test_vit", "pretrained": False, "image_size": 32},
+           "loop": {"arms": ["baseline", "targeted"], "seeds": 1}}  # fmt: skip
+    for name, values in sections.items():
+        cfg[name] = {**cfg.get(name, {}), **values}
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_run_check_says_ok_and_writes_nothing(tmp_path: Path) -> None:
+    config = _run_config(tmp_path, train={"preset": "demo", "backbone": "timm:test_vit",
+                                          "pretrained": False, "image_size": 32})  # fmt: skip
+    out = tmp_path / "would-be-run"
+    res = invoke("run", config, "--out", out, "--check")
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("OK: ") and str(out) in res.output
+    assert not out.exists()  # nothing ran, nothing was written
+
+
+def test_run_check_lists_every_problem_naming_each_key(tmp_path: Path) -> None:
+    config = _run_config(
+        tmp_path,
+        data={"root": str(tmp_path / "no-such-data")},
+        caption={"captioner": "nosuchcaptioner"},
+        embed={"embedder": "bogus:thing"},
+        insight={"llm": "nosuchllm"},
+        generate={"options": {"pool": str(tmp_path / "no-such-pool")}},
+        filter={"embedder": "nope:x"},
+        train={"backbone": "timm:not_a_model_name", "loss": "hinge"},
+    )
+    res = invoke("run", config, "--out", tmp_path / "r", "--check")
+    assert_clear_error(res, "small.yaml", "8 problem(s)")
+    problems = [line.strip() for line in res.output.splitlines() if line.strip().startswith("- ")]
+    expected = {"data.root": "no-such-data", "caption.captioner": "nosuchcaptioner",
+                "embed.embedder": "bogus", "insight.llm": "nosuchllm",
+                "generate.source": "no-such-pool", "filter.embedder": "nope",
+                "train.backbone": "not_a_model_name",
+                "train.loss": "hinge"}  # fmt: skip
+    assert len(problems) == len(expected), problems
+    for key, culprit in expected.items():
+        assert any(p.startswith(f"- {key}:") and culprit in p for p in problems), (key, problems)
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_check_refuses_a_text_file_as_weights_and_unknown_keys(tmp_path: Path) -> None:
+    weights = tmp_path / "weights.txt"
+    weights.write_text("not weights\n")
+    config = _run_config(tmp_path, train={"pretrained": str(weights)})
+    res = invoke("run", config, "--check")
+    assert_clear_error(res, "small.yaml", "1 problem(s)")
+    assert "- train.backbone: train.pretrained:" in res.output and "weights.txt" in res.output
+    config.write_text(config.read_text() + "trian: {epochs: 1}\n")
+    res = invoke("run", config, "--check")
+    assert res.exit_code == 2 and "unknown key 'trian'" in res.output, res.output

@@ -135,8 +135,8 @@ def inputs_named(**files: Path) -> Iterator[None]:
         if isinstance(e, AtlantisError) or user_message(e) is None or not files:
             raise
         message = str(e)
-        source = next((path for name, path in files.items()
-                       if message.lower().startswith(f"{name}:")), next(iter(files.values())))  # fmt: skip
+        named = [path for name, path in files.items() if message.lower().startswith(f"{name}:")]
+        source = named[0] if named else next(iter(files.values()))
         raise InputError(message, source) from e
 
 

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from atlantis.config import AtlantisConfig
-from atlantis.errors import StageError
+from atlantis.errors import AtlantisError, StageError
 from atlantis.filtering.config import FilterConfig
 from atlantis.pipeline.config import LoopConfig
 from atlantis.pipeline.result import LoopResult, split_variant
+from atlantis.registry import UnknownNameError
 from atlantis.store.run import Run
 from atlantis.train.config import TrainConfig
 
@@ -121,6 +123,103 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
         with timed("report"):
             result.report_html, result.report_json = write_report(run, cfg, result)
     return result
+
+
+def check_config(cfg: AtlantisConfig) -> list[str]:
+    """Everything ``run_loop`` would trip over that can be known before it starts.
+
+    ``atlantis run CONFIG --check``: the keys were validated when ``cfg`` was loaded; this
+    checks what only the files and the backends can say: the dataset root exists and holds
+    its format's layout (read without decoding any image), each backend the loop would use
+    exists and takes its options (backends are built, not loaded: no model is read, nothing
+    is downloaded), the retrieval pool and the weights files exist. Nothing is written.
+    Returns the problems, one line each, naming the key (empty: the loop can start).
+    """
+    from atlantis.llm import create_llm
+
+    problems: list[str] = []
+
+    def check(key: str, step: Callable[[], Any]) -> Any:
+        try:
+            return step()
+        except (AtlantisError, UnknownNameError, ValueError, OSError) as exc:
+            text = str(exc)
+            problems.append(text if text.startswith(key) else f"{key}: {text}")
+            return None
+
+    dataset = check("data.root", lambda: _check_data(cfg))
+    check("caption.captioner", lambda: _build("caption", cfg))
+    check("embed.embedder", lambda: _build("embed", cfg))
+    check("insight.llm", lambda: create_llm(cfg.insight.llm, **cfg.insight.llm_options))
+    augmented = [a for a in cfg.loop.arms if a != BASELINE]
+    if augmented:
+        check("plan.llm", lambda: create_llm(cfg.plan.llm, **cfg.plan.llm_options))
+        check("generate.source", lambda: _build("generate", cfg))
+        if cfg.filter.embedder is not None:  # else embed.embedder's, or train/baseline's model
+            check("filter.embedder", lambda: _build("filter", cfg))
+    classes = len({r.label for r in dataset.records}) if dataset is not None else 2
+    check("train.backbone", lambda: _check_backbone(cfg.train))
+    check("train.loss", lambda: _check_loss(cfg.train, classes))
+    return problems
+
+
+def _check_data(cfg: AtlantisConfig) -> Any:
+    """The dataset, read as ingest reads it but without decoding images (None: no root)."""
+    from atlantis.data.readers import read_dataset
+
+    if not cfg.data.root:
+        raise StageError("data.root: not set; point it at the dataset folder (or its "
+                         "annotation file)")  # fmt: skip
+    root = Path(cfg.data.root).expanduser()  # as ingest reads it
+    return read_dataset(cfg.data.format, root, skip_bad=cfg.data.skip_bad,
+                        verify_images=False)  # fmt: skip
+
+
+def _build(section: str, cfg: AtlantisConfig) -> Any:
+    """Build (not load) the backend of ``section`` as its stage does: names and options."""
+    if section == "caption":
+        from atlantis.caption.stage import build_captioner
+
+        return build_captioner(cfg.caption)
+    if section == "generate":
+        from atlantis.generate.registry import build_source
+
+        return build_source(cfg.generate, cache_dir=None)
+    from atlantis.embed.stage import build_embedder
+
+    if section == "filter":
+        from atlantis.filtering.stage import resolve_embed_config
+
+        return build_embedder(resolve_embed_config(cfg.filter, cfg.embed))
+    return build_embedder(cfg.embed)
+
+
+def _check_backbone(train: TrainConfig) -> None:
+    """The backbone's name (and timm's model list) and the ``pretrained`` weights file."""
+    from atlantis.errors import ConfigError
+    from atlantis.train.model import check_pretrained
+
+    kind, _, rest = train.backbone.partition(":")
+    if kind == "timm" and rest:
+        import timm
+
+        if not timm.is_model(rest):
+            raise ConfigError(f"timm has no model {rest!r} (see timm.list_models())")
+    elif not ((kind.startswith("efficientnet-lite") and not rest)
+              or (kind == "transformers" and rest)):  # fmt: skip
+        raise ConfigError(f"unknown backbone {train.backbone!r}; valid: efficientnet-lite0 "
+                          "(-lite1, -lite2), timm:<model name>, "
+                          "transformers:<hub id or folder>")  # fmt: skip
+    check_pretrained(train.backbone, train.pretrained)
+
+
+def _check_loss(train: TrainConfig, num_classes: int) -> None:
+    from atlantis.train.losses import build_loss
+
+    build_loss(train.loss, train.loss_options, distance="poincare" if train.head == "poincare"
+               else "cosine", curvature=train.curvature, tau=train.tau,
+               num_classes=max(2, num_classes), embedding_dim=train.embedding_dim,
+               miner=train.miner, miner_options=train.miner_options)  # fmt: skip
 
 
 def attack_targets(trainings: dict[str, list[str]]) -> list[str]:

@@ -120,8 +120,8 @@ def check_pretrained(backbone: str, pretrained: Any) -> None:
         own = ("its packaged ImageNet weights (true) or seeded random ones (false)"
                if kind.startswith("efficientnet-") else
                "the weights in its folder (backbone: transformers:<folder>)")  # fmt: skip
-        raise ConfigError(f"train.pretrained: {pretrained!r}: a weights file works with timm:<name> "
-                          f"backbones only; {backbone} takes {own}")  # fmt: skip
+        raise ConfigError(f"train.pretrained: {pretrained!r}: a weights file works with "
+                          f"timm:<name> backbones only; {backbone} takes {own}")  # fmt: skip
     check_weights_file(pretrained)
 
 
@@ -212,8 +212,8 @@ def _check_loaded(module: nn.Module, model_name: str, random_kwargs: dict[str, A
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         reference = timm.create_model(model_name, **random_kwargs).state_dict()
-    loaded = [k for k, v in module.state_dict().items()
-              if k in reference and v.is_floating_point() and not torch.equal(v, reference[k])]  # fmt: skip
+    loaded = [k for k, v in module.state_dict().items() if k in reference
+              and v.is_floating_point() and not torch.equal(v, reference[k])]  # fmt: skip
     if not loaded:
         raise ConfigError(f"train.pretrained: {file}: none of its tensors fit timm:{model_name} "
                           f"(a checkpoint of another model?); give {WEIGHTS_HELP}")  # fmt: skip
