@@ -110,6 +110,8 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
             lines.append(f"unknown key '{key}'; valid keys: {', '.join(valid)}")
         else:
             lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
+    if len(lines) == 1:  # one problem: one line (greppable; the CLI's one error line)
+        return ConfigError(f"{source}: invalid config: {lines[0]}")
     return ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(lines))
 
 

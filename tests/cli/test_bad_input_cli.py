@@ -317,3 +317,42 @@ def test_run_check_refuses_a_text_file_as_weights_and_unknown_keys(tmp_path: Pat
     config.write_text(config.read_text() + "trian: {epochs: 1}\n")
     res = invoke("run", config, "--check")
     assert res.exit_code == 2 and "unknown key 'trian'" in res.output, res.output
+
+
+# -- the siblings: the same kind of bad value in the other commands -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "culprits"),
+    [
+        (["evaluate", "{run}", "--k", "0"], ["--k '0'", "positive"]),
+        (["evaluate", "{run}", "--k", "1,x"], ["--k '1,x'", "comma-separated"]),
+        (["evaluate", "{run}", "--distance", "manhattan"], ["eval.distance", "'manhattan'"]),
+        (["attack", "{run}", "--steps", "ten"], ["--steps 'ten'", "1,10"]),
+        (["attack", "{run}", "--eps", ","], ["--eps ','", "at least one"]),
+        (["attack", "{run}", "--eps", "2"], ["attack.eps", "2.0"]),
+        (["train", "{run}", "--epochs-this-call", "-1"], ["--epochs-this-call", "-1", "0 or more"]),
+        (["train", "{run}", "--arm", "bad/arm"], ["'bad/arm'"]),
+        (["train", "{run}", "--preset", "quick"], ["--preset", "'quick'", "dino, demo"]),
+        (["estimate", "--originals", "-5", "--synthetic", "1"], ["-5", "0 or more"]),
+        (["embed", "{run}", "--device", "nonsense"], ["'nonsense'", "cpu, cuda"]),
+        (["recall", "--embeddings", "{run}/none.npy", "--labels", "x.npy"], ["none.npy"]),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0][0] != "-" else None,
+)
+def test_bad_values_in_every_command_are_one_clear_line(ingested: Path, args, culprits) -> None:
+    res = invoke(*(a.replace("{run}", str(ingested)) for a in args))
+    assert_clear_error(res, *culprits)
+
+
+def test_the_list_commands_have_the_clear_error_exit() -> None:
+    """``embedders`` and its siblings lacked ``friendly_errors``: a registry error would have
+    been a traceback; they list what is registered."""
+    from atlantis.cli import caption_cmd, generate_cmd, main
+
+    for command in (main.embedders, caption_cmd.captioners, generate_cmd.sources):
+        assert hasattr(command, "__wrapped__"), command.__name__  # functools.wraps of the wrapper
+    for name, word in (("embedders", "efficientnet-lite0"), ("captioners", "metadata"),
+                       ("sources", "retrieve")):  # fmt: skip
+        res = invoke(name)
+        assert res.exit_code == 0 and word in res.output, res.output

@@ -14,7 +14,14 @@ import typer
 from rich.table import Table
 
 from atlantis.cli.app import ConfigOpt, ForceOpt, RunArg, SetOpt, app
-from atlantis.cli.common import console, friendly_errors, is_tty, run_config, save_run_config
+from atlantis.cli.common import (
+    console,
+    friendly_errors,
+    is_tty,
+    parse_numbers,
+    run_config,
+    save_run_config,
+)
 from atlantis.errors import StageError
 from atlantis.store.run import Run
 
@@ -44,9 +51,11 @@ def attack_(
     run = Run(run_dir)
     overrides = list(set_ or [])
     if steps is not None:
-        overrides.append(f"attack.steps=[{','.join(str(v) for v in _numbers(steps, int))}]")
+        values = parse_numbers(steps, int, "--steps", "1,10")
+        overrides.append(f"attack.steps=[{','.join(str(v) for v in values)}]")
     if eps is not None:
-        overrides.append(f"attack.eps=[{','.join(repr(v) for v in _numbers(eps, float))}]")
+        values = parse_numbers(eps, float, "--eps", "0.05,0.1,0.5")
+        overrides.append(f"attack.eps=[{','.join(repr(v) for v in values)}]")
     if max_queries is not None:
         overrides.append(f"attack.max_queries={max_queries}")
     full = run_config(run, config, overrides)
@@ -91,19 +100,6 @@ def print_results(results: dict[str, Any]) -> None:
             row.append(_pct(hit[0]["R@1"]) if hit else "-")
         table.add_row(str(steps), f"{eps:g}", *row)
     console.print(table)
-
-
-def _numbers(text: str, kind: type) -> list[Any]:
-    try:
-        values = [kind(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r}: expected comma-separated {kind.__name__}s, e.g. "
-            f"{'1,10' if kind is int else '0.05,0.1,0.5'}"
-        ) from None
-    if not values:
-        raise typer.BadParameter(f"{text!r}: give at least one value")
-    return values
 
 
 def _pct(value: float | None) -> str:

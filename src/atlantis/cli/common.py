@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from atlantis.config import AtlantisConfig, load_config, save_config
-from atlantis.errors import AtlantisError, InputError
+from atlantis.errors import AtlantisError, ConfigError, InputError
 from atlantis.registry import UnknownNameError
 from atlantis.store.run import Run
 
@@ -169,17 +169,29 @@ def save_run_config(run: Run, cfg: AtlantisConfig) -> None:
     save_config(cfg, run.config_path)
 
 
-def parse_ks(text: str | None) -> list[int] | None:
+def parse_numbers(text: str, kind: type, option: str, example: str) -> list[Any]:
+    """``"1, 10"`` -> ``[1, 10]``; a bad list is a ``ConfigError`` naming ``option``.
+
+    A ``ConfigError``, not click's ``BadParameter``: every bad input prints the same one
+    ``error:`` line, whichever layer catches it.
+    """
+    try:
+        values = [kind(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected comma-separated {kind.__name__}s, "
+                          f"e.g. {example}") from None  # fmt: skip
+    if not values:
+        raise ConfigError(f"{option} {text!r}: give at least one value, e.g. {example}")
+    return values
+
+
+def parse_ks(text: str | None, option: str = "--k") -> list[int] | None:
+    """The K values of ``--k 1,2,4,8`` (None: not given)."""
     if text is None:
         return None
-    try:
-        ks = [int(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r}: expected comma-separated integers, e.g. 1,2,4,8"
-        ) from None
-    if not ks or any(k < 1 for k in ks):
-        raise typer.BadParameter(f"{text!r}: K values must be positive integers")
+    ks = parse_numbers(text, int, option, "1,2,4,8")
+    if any(k < 1 for k in ks):
+        raise ConfigError(f"{option} {text!r}: K values must be positive integers, e.g. 1,2,4,8")
     return ks
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from atlantis.data.ingest import load_ingested
 from atlantis.data.records import ImageRecord
-from atlantis.errors import ConfigError, StageError
+from atlantis.errors import ConfigError, InputError, StageError
 from atlantis.evaluation.recall import default_ks, evaluate_retrieval
 from atlantis.store.atomic import atomic_save_npy, atomic_write_text
 from atlantis.store.run import Run, StageManifest
@@ -98,6 +98,9 @@ def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | Non
     ``callbacks`` are called after each epoch's checkpoint.
     """
     name = stage_name(arm, delta, tag)
+    if max_epochs_this_call is not None and max_epochs_this_call < 0:
+        raise InputError(f"{max_epochs_this_call}: give 0 or more epochs (0: only the "
+                         "untrained epoch 0)", "--epochs-this-call")  # fmt: skip
     check_pretrained(cfg.backbone, cfg.pretrained)  # a bad weights file fails before any work
     splits, inputs = split_records(run, arm, delta)
     rt = runtime or Runtime(cfg.device, cfg.mixed_precision)
