@@ -145,19 +145,29 @@ def _reorder_ties(key: Tensor, vals: Tensor, idx: Tensor, k: int, order: np.ndar
     """Top-k of a grid laid over ``order``: break ties by original index, not position.
 
     ``vals, idx`` hold the ``k + 1`` smallest keys per row (grid positions, ties by
-    position). Rows without equal keys among them are already right; the rare others are
-    sorted again in full by (key, original index).
+    position). Equal keys are common at scale (float32 keys of 60k items), so rows with
+    ties inside their top k are re-sorted there by (key, original index); only rows where
+    the k-th and (k+1)-th keys tie, so that the set itself may change, are sorted in full.
     """
-    tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1).nonzero().flatten()
     orig = torch.from_numpy(order).to(idx.device)
-    idx = orig[idx[:, :k]]
-    vals = vals[:, :k].clone()
-    for r in tied.tolist():
-        row = key[r].cpu().numpy()
-        best = np.lexsort((order, row))[:k]
-        vals[r] = torch.from_numpy(row[best]).to(vals.device)
-        idx[r] = orig[torch.from_numpy(best).to(idx.device)]
-    return vals, idx
+    idx_o = orig[idx]
+    tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1).nonzero().flatten()
+    if tied.numel() > 0:
+        v, i = vals[tied].cpu().numpy(), idx_o[tied].cpu().numpy()
+        perm = np.lexsort((i, v), axis=-1)
+        vals[tied] = torch.from_numpy(np.take_along_axis(v, perm, 1)).to(vals.device)
+        idx_o[tied] = torch.from_numpy(np.take_along_axis(i, perm, 1)).to(idx.device)
+    boundary = torch.zeros(0, dtype=torch.int64)
+    if vals.shape[1] > k:
+        boundary = (vals[:, k - 1] == vals[:, k]).nonzero().flatten()
+    vals, idx_o = vals[:, :k].clone(), idx_o[:, :k].clone()
+    if boundary.numel() > 0:
+        for r in boundary.tolist():
+            row = key[r].cpu().numpy()
+            best = np.lexsort((order, row))[:k]
+            vals[r] = torch.from_numpy(row[best]).to(vals.device)
+            idx_o[r] = orig[torch.from_numpy(best).to(idx.device)]
+    return vals, idx_o
 
 
 def scan_grid(
