@@ -59,6 +59,21 @@ def test_identical_across_chunk_sizes_and_budgets(data: np.ndarray, name: str) -
         assert torch.equal(dist, ref_dist), kwargs
 
 
+def test_separate_gallery_is_chunk_and_thread_invariant(data: np.ndarray) -> None:
+    # Bitwise, on any CPU: every key comes from one fixed-shape block (evaluation/blocks.py),
+    # whatever the chunking or the number of worker threads.
+    queries, gallery = data[:70], data[70:]
+    ref_idx, ref_dist = knn(queries, gallery, 9, "euclidean")
+    before = torch.get_num_threads()
+    try:
+        for threads, kwargs in ((1, {"chunk_size": 3}), (2, {"chunk_size": 64}), (1, {})):
+            torch.set_num_threads(threads)
+            idx, dist = knn(queries, gallery, 9, "euclidean", **kwargs)
+            assert torch.equal(idx, ref_idx) and torch.equal(dist, ref_dist), kwargs
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_bounded_selection_path_is_chunk_invariant() -> None:
     # n >= 32 (k+1) and k >= 127: the scan takes topk.py's sampled-bound selection.
     x = np.random.default_rng(5).normal(size=(5000, 24)).astype(np.float32)
