@@ -109,7 +109,8 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
             valid = [k for k in _valid_keys(AtlantisConfig) if k.startswith(section)]
             lines.append(f"unknown key '{key}'; valid keys: {', '.join(valid)}")
         else:
-            lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
+            got = f"(got {e.get('input')!r})"
+            lines.append(f"'{key}': {e['msg']}" + ("" if got in e["msg"] else f" {got}"))
     if len(lines) == 1:  # one problem: one line (greppable; the CLI's one error line)
         return ConfigError(f"{source}: invalid config: {lines[0]}")
     return ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(lines))

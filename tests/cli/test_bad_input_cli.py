@@ -337,6 +337,11 @@ def test_run_check_refuses_a_text_file_as_weights_and_unknown_keys(tmp_path: Pat
         (["estimate", "--originals", "-5", "--synthetic", "1"], ["-5", "0 or more"]),
         (["embed", "{run}", "--device", "nonsense"], ["'nonsense'", "cpu, cuda"]),
         (["recall", "--embeddings", "{run}/none.npy", "--labels", "x.npy"], ["none.npy"]),
+        (["caption", "{run}", "--captioner", "tags", "--option", "top_k=abc"], ["top_k", "'abc'"]),
+        (
+            ["caption", "{run}", "--captioner", "tags", "--option", "min_prob=x"],
+            ["min_prob", "'x'"],
+        ),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0][0] != "-" else None,
 )

@@ -99,12 +99,12 @@ class TagsCaptioner(Captioner):
         super().__init__(**common)
         from atlantis.embed.efficientnet_lite import NATIVE_SIZE, _check_variant
 
-        if int(top_k) != top_k or top_k < 1:
+        if not _is_int(top_k) or top_k < 1:
             raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
-        if not 0.0 <= min_prob < 1.0:
-            raise ConfigError(f"min_prob must be in [0, 1), got {min_prob!r}")
+        if not isinstance(min_prob, int | float) or not 0.0 <= min_prob < 1.0:
+            raise ConfigError(f"min_prob must be a number in [0, 1), got {min_prob!r}")
         self.variant = _check_variant(variant)
-        if image_size is not None and (int(image_size) != image_size or image_size < 32):
+        if image_size is not None and (not _is_int(image_size) or image_size < 32):
             raise ConfigError(f"image_size must be an integer >= 32, got {image_size!r}")
         self.top_k = int(top_k)
         self.min_prob = float(min_prob)
@@ -158,3 +158,8 @@ class TagsCaptioner(Captioner):
                     labels.append(names[i])  # "crane" and "maillot" name two classes each
             captions.append(tags_sentence(labels))
         return captions
+
+
+def _is_int(value: Any) -> bool:
+    """An integer option (a YAML or ``-O`` value may arrive as any type, e.g. "abc")."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and int(value) == value
