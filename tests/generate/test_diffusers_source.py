@@ -149,6 +149,18 @@ def test_img2img_starts_from_the_reference_image(tiny_sd: Path, tmp_path: Path) 
     assert np.abs(pixels([a]) - pixels([b])).max() > 0
 
 
+def test_img2img_reference_transparency_is_white(tiny_sd: Path, tmp_path: Path) -> None:
+    # An emoji-like RGBA reference: its transparent pixels (stored black) must reach img2img
+    # on white, as the embedder sees them, not as black.
+    ref = tmp_path / "emoji.png"
+    Image.new("RGBA", (20, 20), (0, 0, 0, 0)).save(ref)
+    item = ItemSpec(id="a", class_name="cat", description="a cat", seed=1,
+                    reference_image_ids=["real-1"])  # fmt: skip
+    src = source(tiny_sd, img2img=True, strength=0.5)
+    image = src._reference(item, {"real-1": ref}, (16, 16))
+    assert image.mode == "RGB" and np.asarray(image).min() == 255
+
+
 def test_pickling_drops_the_loaded_pipeline(tiny: DiffusersSource) -> None:
     copy = pickle.loads(pickle.dumps(tiny))
     assert copy._pipe is None and not copy._loaded and copy.params == tiny.params

@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageOps
 
+from atlantis.data.images import open_image
 from atlantis.data.paths import image_paths
 from atlantis.data.records import ImageRecord
 from atlantis.embed.preprocess import to_rgb
@@ -99,7 +100,7 @@ def write_grid(path: Path, kept: Sequence[Path], removed: Sequence[Path], per_ro
 def _thumbnail(path: Path) -> Image.Image:
     """A THUMB x THUMB letterboxed thumbnail, or a grey square if the file cannot be read."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.draft("RGB", (THUMB, THUMB))  # JPEG: decode at reduced size
             # On white, as the embedder sees it: convert("RGB") would show transparent
             # pixels (emoji, logos) in whatever colour they hold, often black.

@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from atlantis.data.images import open_image
 from atlantis.embed.base import import_optional
 from atlantis.embed.cache import weights_fingerprint
+from atlantis.embed.preprocess import to_rgb
 from atlantis.errors import AtlantisError, ConfigError
 from atlantis.generate.base import ImageSource, PlanItem, SourceResult, derive_seed
 
@@ -286,8 +288,10 @@ class DiffusersSource(ImageSource):
         ref_id = self.parents(item)[0]
         if ref_id not in references:
             raise AtlantisError(f"plan item {item.id!r}: reference image {ref_id!r} not found")
-        with Image.open(references[ref_id]) as im:
-            rgb = ImageOps.exif_transpose(im).convert("RGB")
+        # On white, as the embedder sees it: convert("RGB") would hand img2img transparent
+        # pixels (emoji, logos) in whatever colour they hold, often black.
+        with open_image(references[ref_id]) as im:
+            rgb = to_rgb(ImageOps.exif_transpose(im))
         return ImageOps.fit(rgb, size, Image.Resampling.BICUBIC)
 
 
