@@ -55,7 +55,14 @@ CaptionerOpt = Annotated[str | None, typer.Option("--captioner", help="See `atla
 FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="imagefolder, manifest, cub, cars196, sop")
 ]
-RootOpt = Annotated[Path, typer.Option("--root", help="Dataset folder (its native layout).")]
+RootOpt = Annotated[
+    Path,
+    typer.Option(
+        "--root",
+        help="Dataset folder (its native layout), or its annotation file "
+        "(manifest, images.txt, cars_annos.mat, Ebay_*.txt).",
+    ),
+]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run folder to create or update.")]
 
 # retrieval evaluation (evaluate, recall)
