@@ -174,6 +174,15 @@ def test_chunk_size_keeps_sop_scale_memory_bounded() -> None:
     assert query_chunk_size(n, k, 4, 1) == 1
 
 
+def test_query_tiles_shrink_only_for_huge_galleries() -> None:
+    from atlantis.evaluation.blocks import TILE, row_tile_for
+
+    assert row_tile_for(60_502) == TILE  # SOP: whole tiles within the default budget
+    assert row_tile_for(10**6) == 32 and row_tile_for(10**6, itemsize=8) == 16
+    assert row_tile_for(10**9) == 16  # never below 16 rows
+    assert query_chunk_size(10**6, 10, 4, 256 * MiB, tile=32) % 32 == 0
+
+
 def test_bad_inputs() -> None:
     x = np.zeros((5, 3), dtype=np.float32)
     with pytest.raises(ValueError, match=r"k must be an int in \[1, 4\]"):

@@ -11,10 +11,11 @@ counts: chunked searches are bit-identical to unchunked ones on any CPU whose BL
 deterministic for a given call (OpenBLAS and MKL are, single-threaded), and two scans that
 share a grid (the top-k search and the rank counter of Recall@K) see the very same floats.
 
-When the query set is the gallery (leave-one-out), the grid is *symmetric*: only blocks
+A grid built without a gallery (the leave-one-out scans of Recall@K) is *symmetric*: only blocks
 ``a <= b`` are multiplied and block ``(b, a)`` is the transpose of ``(a, b)``. That halves
 the GEMM work of the rank counter (each block serves both tiles) and keeps the top-k scan,
-which reads whole rows, on the same floats.
+which reads whole rows, on the same floats. Plain k-NN searches use the non-symmetric
+grid, with query tiles shortened for very large galleries (:func:`row_tile_for`).
 
 ``order`` lays the grid over a permutation of the items (the rank counter sorts items by
 label so that every class sits in a few neighbouring tiles); it changes which rounding a key
@@ -31,12 +32,26 @@ from torch import Tensor
 
 from atlantis.evaluation.distances import Distance, Prepared, matmul_nt
 
-__all__ = ["TILE", "BlockGrid"]
+__all__ = ["TILE", "BlockGrid", "row_tile_for"]
 
 TILE = 512
 """Items per tile. 512 x 512 float32 blocks (1 MiB) kept OpenBLAS within ~10 % of its best
 single-thread SGEMM rate at dim 128 on the EPYC machines this was tuned on, and a tile row of
 SOP's 60,502-item gallery (124 MB) fits the default memory budget of a top-k scan."""
+
+
+ROW_BLOCK_BYTES = 128 << 20
+"""A top-k scan holds whole key rows; tiles of a non-symmetric grid are cut shorter for
+galleries so large that ``TILE`` rows of keys would exceed this (a chunk smaller than a
+tile recomputes the tile's blocks, so tiles should fit in a scan's memory budget)."""
+
+
+def row_tile_for(num_gallery: int, itemsize: int = 4) -> int:
+    """Query rows per tile of a top-k grid: ``TILE``, or a power of two >= 16 below it for
+    galleries whose ``TILE`` key rows exceed ``ROW_BLOCK_BYTES``. A function of the gallery
+    size alone, so chunk sizes and memory budgets never change a key."""
+    rows = ROW_BLOCK_BYTES // max(1, num_gallery * itemsize)
+    return max(16, min(TILE, 1 << max(0, int(rows).bit_length() - 1)))
 
 
 def _take(p: Prepared, rows: slice | np.ndarray) -> Prepared:
@@ -52,7 +67,8 @@ class BlockGrid:
         gallery: prepared gallery rows, or ``None`` for a leave-one-out scan of ``queries``.
         order: permutation of the items along which the tiles are laid (same-set grids
             only); position ``p`` of the grid holds original item ``order[p]``.
-        tile: items per tile.
+        tile: items per tile (gallery tiles; query tiles too unless ``row_tile``).
+        row_tile: query items per tile of a non-symmetric grid (default ``tile``).
     """
 
     def __init__(
@@ -63,13 +79,17 @@ class BlockGrid:
         *,
         order: np.ndarray | None = None,
         tile: int = TILE,
+        row_tile: int | None = None,
     ) -> None:
-        if tile < 1:
-            raise ValueError(f"tile must be >= 1, got {tile}")
+        if tile < 1 or (row_tile is not None and row_tile < 1):
+            raise ValueError(f"tiles must be >= 1, got {tile} and {row_tile}")
+        if row_tile not in (None, tile) and gallery is None:
+            raise ValueError("a symmetric grid has square tiles: row_tile applies to galleries")
         if order is not None and gallery is not None:
             raise ValueError("order applies to same-set (leave-one-out) grids only")
         self.dist = dist
         self.tile = tile
+        self.row_tile = tile if row_tile is None else row_tile
         self.symmetric = gallery is None
         n = queries.x.shape[0]
         self.order = None if order is None else np.asarray(order, dtype=np.int64)
@@ -86,14 +106,14 @@ class BlockGrid:
 
     @property
     def query_tiles(self) -> int:
-        return -(-self.num_queries // self.tile)
+        return -(-self.num_queries // self.row_tile)
 
     @property
     def gallery_tiles(self) -> int:
         return -(-self.num_gallery // self.tile)
 
     def query_span(self, a: int) -> slice:
-        return slice(a * self.tile, min((a + 1) * self.tile, self.num_queries))
+        return slice(a * self.row_tile, min((a + 1) * self.row_tile, self.num_queries))
 
     def gallery_span(self, b: int) -> slice:
         return slice(b * self.tile, min((b + 1) * self.tile, self.num_gallery))

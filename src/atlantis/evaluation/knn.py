@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from atlantis.evaluation.blocks import TILE, BlockGrid
+from atlantis.evaluation.blocks import TILE, BlockGrid, row_tile_for
 from atlantis.evaluation.distances import (
     DEFAULT_CURVATURE,
     Distance,
@@ -99,7 +99,11 @@ def as_embeddings(x: Any, name: str = "embeddings") -> Tensor:
 
 
 def query_chunk_size(
-    num_gallery: int, k: int, itemsize: int = 4, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET
+    num_gallery: int,
+    k: int,
+    itemsize: int = 4,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    tile: int = TILE,
 ) -> int:
     """Number of queries per chunk so that one chunk's working memory fits the budget.
 
@@ -107,16 +111,16 @@ def query_chunk_size(
     of candidate flags (1 byte each), plus a few copies of up to ``4 (k+1)`` candidates (see
     :mod:`atlantis.evaluation.topk`: positions, a padded candidate table, selection output
     and sorts). The budget does not cover the fixed cost of the prepared gallery (one
-    [N, dim] copy at most) nor one canonical block per worker thread (``TILE`` x ``TILE``
-    keys). At least one query is processed, even if one row exceeds it; chunks of at least
-    a tile are whole tiles, so that no block is computed twice.
+    [N, dim] copy at most) nor one canonical block per worker thread. At least one query is
+    processed, even if one row exceeds it; chunks of at least a ``tile`` of query rows are
+    whole tiles, so that no block is computed twice.
     """
     if memory_budget_bytes <= 0:
         raise ValueError(f"memory_budget_bytes must be > 0, got {memory_budget_bytes}")
     per_candidate = 4 * 2 * _INDEX_BYTES + 8 * (itemsize + _INDEX_BYTES)
     per_row = num_gallery * (itemsize + 1) + (k + 1) * per_candidate
     rows = int(memory_budget_bytes // per_row)
-    return max(1, rows // TILE * TILE if rows >= TILE else rows)
+    return max(1, rows // tile * tile if rows >= tile else rows)
 
 
 def _fill_keys(
@@ -124,7 +128,7 @@ def _fill_keys(
 ) -> None:
     """Write the keys of grid rows ``start .. stop`` into ``out`` (grid column order)."""
     jobs = []
-    for a in range(start // grid.tile, -(-stop // grid.tile)):
+    for a in range(start // grid.row_tile, -(-stop // grid.row_tile)):
         span = grid.query_span(a)
         lo, hi = max(start, span.start), min(stop, span.stop)
         rows = slice(lo - span.start, hi - span.start)
@@ -253,10 +257,13 @@ def iter_knn(
     dtype = torch.float64 if torch.float64 in (q_raw.dtype, g_raw.dtype) else torch.float32
     itemsize = torch.finfo(dtype).bits // 8
     g = dist.prepare(g_raw.to(dev, dtype))
-    grid = BlockGrid(dist, g if same_set else dist.prepare(q_raw.to(dev, dtype)),
-                     None if same_set else g)  # fmt: skip
+    # Not the symmetric grid even for a same-set search: a top-k scan reads whole rows, so
+    # sharing transposed blocks would only add copies.
+    q = g if same_set else dist.prepare(q_raw.to(dev, dtype))
+    grid = BlockGrid(dist, q, g, row_tile=row_tile_for(num_gallery, itemsize))
     if chunk_size is None:
-        chunk_size = query_chunk_size(num_gallery, k, itemsize, memory_budget_bytes)
+        chunk_size = query_chunk_size(num_gallery, k, itemsize, memory_budget_bytes,
+                                      grid.row_tile)  # fmt: skip
     # The selection's worst case (every key of a row tied: fallback topk / stable sort) holds
     # about two copies of a row's keys plus int64 indices: batch rows within the budget too.
     row_batch = max(1, memory_budget_bytes // (2 * num_gallery * (itemsize + _INDEX_BYTES)))

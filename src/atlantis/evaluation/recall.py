@@ -209,7 +209,8 @@ def _scan_topk(grid: BlockGrid, codes: np.ndarray, k_search: int, need_ap: bool,
     n = len(codes)
     budget = knn_kwargs.get("memory_budget_bytes", DEFAULT_MEMORY_BUDGET)
     itemsize = grid.q.x.element_size()
-    chunk = knn_kwargs.get("chunk_size") or query_chunk_size(n, k_search, itemsize, budget)
+    chunk = knn_kwargs.get("chunk_size") or query_chunk_size(n, k_search, itemsize, budget,
+                                                             grid.tile)  # fmt: skip
     row_batch = max(1, budget // (2 * n * (itemsize + 8)))
     codes_t = torch.from_numpy(codes)
     r_all = torch.from_numpy(np.bincount(codes)[codes] - 1)  # other same-label items
