@@ -134,3 +134,26 @@ def test_unknown_method_and_options() -> None:
         evaluate_retrieval(x, y, method="heap")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         evaluate_retrieval(x, y, chunksize=3)
+
+
+EDGE_CASES = {
+    "float64": lambda rng: (rng.normal(size=(120, 8)), rng.integers(0, 10, 120)),
+    "all singletons": lambda rng: (rng.normal(size=(30, 4)), np.arange(30)),
+    "two items": lambda rng: (rng.normal(size=(2, 4)), np.array([0, 0])),
+    "one class": lambda rng: (rng.normal(size=(90, 4)), np.zeros(90, int)),
+    "all zero vectors": lambda rng: (np.zeros((20, 3)), rng.integers(0, 4, 20)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+@pytest.mark.parametrize("distance", ["cosine", "euclidean", "poincare"])
+def test_edge_cases_agree(tile: int, case: str, distance: str) -> None:
+    x, y = EDGE_CASES[case](np.random.default_rng(7))
+    x = x * 0.1 if case == "float64" else (x * 0.1).astype(np.float32)
+    ks = (1, 2, 4)
+    count = evaluate_retrieval(x, y, ks=ks, distance=distance, method="count")
+    topk = evaluate_retrieval(x, y, ks=ks, distance=distance, method="topk")
+    assert count.recall == topk.recall and count.per_class_r1 == topk.per_class_r1
+    assert count.num_map_at_r_queries == topk.num_map_at_r_queries
+    if topk.num_map_at_r_queries:
+        assert count.map_at_r == pytest.approx(topk.map_at_r, abs=1e-12)
