@@ -8,6 +8,7 @@ resumed run is the same as the report of an uninterrupted one.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,10 +192,13 @@ def _arm(run: Run, variant: str, names: list[str]) -> ArmResult:
         metrics = json.loads((run.stage_dir(name) / "metrics.json").read_text(encoding="utf-8"))
         test = metrics.get("test", {})
         seed = int(run.require(name).config.get("seed", 0))
+        seed_per_class = test.get("per_class_R@1", {})
         seeds.append(SeedResult(seed=seed, recall=metrics.get("test_recall", {}),
                                 map_at_r=test.get("MAP@R"), best_epoch=metrics.get("best_epoch"),
-                                val_r1=metrics.get("best_val_R@1")))  # fmt: skip
-        for c, v in test.get("per_class_R@1", {}).items():
+                                val_r1=metrics.get("best_val_R@1"), per_class_r1=seed_per_class,
+                                optimizer_steps=_count(metrics.get("optimizer_steps")),
+                                images_seen=_count(metrics.get("images_seen"))))  # fmt: skip
+        for c, v in seed_per_class.items():
             per_class[c].append(v)
     images = SyntheticImages()
     if arm != "baseline":
@@ -208,6 +212,19 @@ def _arm(run: Run, variant: str, names: list[str]) -> ArmResult:
     return ArmResult(name=variant, description=about, synthetic_images=images,
                      seeds=seeds,
                      per_class_r1={c: sum(v) / len(v) for c, v in per_class.items()})  # fmt: skip
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative whole count from a stage's metrics.json, or None.
+
+    Stages written before steps were recorded lack the key, and a malformed value must not
+    sink the whole report: the table then omits the column instead.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        return None
+    return int(value)
 
 
 def _filters(run: Run, trainings: dict[str, list[str]]) -> dict[str, FilterSummary]:

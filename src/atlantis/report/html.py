@@ -18,7 +18,7 @@ from pathlib import Path
 from atlantis.insight.report import _CSS, _e, _fmt, _short, _table
 from atlantis.redact import write_redacted
 from atlantis.report.charts import distribution_charts, diverging_bars, review_images
-from atlantis.report.schema import ReportData, metric_order
+from atlantis.report.schema import PairedStat, ReportData, SeedResult, metric_order
 
 __all__ = ["render_report"]
 
@@ -55,6 +55,68 @@ def _htable(header: Sequence[str], rows: Iterable[Sequence[str]], num_from: int 
 def _duration(seconds: float) -> str:
     s = round(seconds)
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _counts(seeds: Sequence[SeedResult], key: str) -> str:
+    """One arm's optimiser steps / images seen over its seeds: one value, or min-max."""
+    values = [v for s in seeds if (v := getattr(s, key)) is not None]
+    if not values:
+        return "\u2014"
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,}\u2013{hi:,}"
+
+
+def paired_sentence(p: PairedStat) -> str:
+    """One paired difference in words (plain text, not escaped), e.g. for R@1.
+
+    Written so that a reader who skips the table still learns whether the difference is
+    evidence: with one seed there is no interval, and an interval spanning 0 is "not
+    significant" however large the mean looks.
+    """
+    size = f"{abs(100 * p.mean):.1f} points {p.metric}"
+    verb = (f"beats {p.b} by {size}" if p.mean > 0 else f"trails {p.b} by {size}"
+            if p.mean < 0 else f"ties with {p.b} on {p.metric}")  # fmt: skip
+    if p.lo is None or p.hi is None:
+        return (f"{p.a} {verb} on a single seed: no interval can be computed, so this is "
+                "not evidence either way (train more seeds).")  # fmt: skip
+    interval = (f"{round(100 * p.confidence):d} % interval {100 * p.lo:.1f} to {100 * p.hi:.1f} "
+                f"over {p.n} paired seeds")  # fmt: skip
+    verdict = ("significant (the interval excludes 0)" if p.significant
+               else "not significant (the interval includes 0)")  # fmt: skip
+    return f"{p.a} {verb} ({interval}): {verdict}."
+
+
+def _paired(data: ReportData) -> str:
+    """Arm-minus-arm differences paired on shared seeds, as a table and R@1 sentences."""
+    if not data.paired:
+        return ""
+    pairs = list(dict.fromkeys((p.a, p.b) for p in data.paired))
+    metrics = metric_order(p.metric for p in data.paired)
+    cell = {(p.a, p.b, p.metric): p for p in data.paired}
+    rows = []
+    for a, b in pairs:
+        row = [f"{_e(a)} \u2212 {_e(b)}"]
+        for m in metrics:
+            p = cell.get((a, b, m))
+            if p is None:
+                row.append("\u2014")
+                continue
+            text = _delta(p.mean)
+            if p.lo is not None and p.hi is not None:
+                text += f" <span class='sub'>[{100 * p.lo:+.1f}, {100 * p.hi:+.1f}]</span>"
+            row.append(f"<b>{text}</b>" if p.significant else text)
+        ns = {cell[(a, b, m)].n for m in metrics if (a, b, m) in cell}
+        row.append(", ".join(map(str, sorted(ns))))
+        rows.append(row)
+    r1 = [cell[(a, b, "R@1")] for a, b in pairs if (a, b, "R@1") in cell]
+    sentences = "".join(f"<li>{_e(paired_sentence(p))}</li>" for p in r1)
+    return (
+        "<h3>Paired differences (same seeds)</h3><p>Arms train on the same seeds, so each seed "
+        "of one arm is compared with the same seed of the other. Mean difference in points "
+        "with its 95 % Student t interval [lo, hi]; bold when the interval excludes 0 "
+        f"(significant).</p>{_htable(['difference', *metrics, 'paired seeds'], rows)}"
+        + (f"<ul>{sentences}</ul>" if sentences else "")
+    )
 
 
 def _header(data: ReportData, nav: str) -> str:
@@ -125,7 +187,14 @@ def _retrieval(data: ReportData) -> str | None:
                 cell += f"<div class='sub'>\u0394 {_delta(stat.mean - base.summary[m].mean)}</div>"
             row.append(cell)
         rows.append(row)
-    header = ["arm", "synthetic planned / generated / kept", "seeds", *metrics]
+    # Optimisation per arm, only when some train stage recorded it (older runs did not).
+    counts = [(k, title) for k, title in (("optimizer_steps", "steps"),
+                                          ("images_seen", "images seen"))
+              if any(getattr(s, k) is not None for a in data.arms for s in a.seeds)]  # fmt: skip
+    for row, arm in zip(rows, data.arms, strict=True):
+        row[3:3] = [_counts(arm.seeds, k) for k, _ in counts]
+    header = ["arm", "synthetic planned / generated / kept", "seeds",
+              *(title for _, title in counts), *metrics]  # fmt: skip
     splits = ", ".join(data.splits_evaluated) or "test (real)"
     seeds = [
         (
@@ -144,7 +213,7 @@ def _retrieval(data: ReportData) -> str | None:
     out = (
         f"<p>Evaluated on: {_e(splits)}. Mean \u00b1 std over seeds, in percent; best mean in "
         f"bold; \u0394 in points vs {_e(data.baseline)}.</p>{_htable(header, rows)}"
-        f"<details><summary>Per seed</summary>{seed_table}</details>"
+        f"<details><summary>Per seed</summary>{seed_table}</details>{_paired(data)}"
     )
     if data.synthetic_test:
         keys = metric_order(k for m in data.synthetic_test.values() for k in m)
@@ -163,9 +232,29 @@ def _deltas(data: ReportData) -> str | None:
     ]
     if not parts:
         return None
-    return "<p>Largest per-class R@1 gains and losses, in points (mean over seeds).</p>" + "".join(
-        parts
+    return (
+        f"<p>Largest per-class R@1 gains and losses, in points (mean over seeds). {_e(_per_class_caveat(data))}</p>"
+        + "".join(parts)
     )
+
+
+def _per_class_caveat(data: ReportData) -> str:
+    """Whether the per-class deltas are evidence: with paired intervals, how many classes
+    excluded 0; without, say plainly that a single class's delta is seed noise."""
+    if not data.per_class_paired:
+        return ("These per-class deltas come without an interval: a test class holds few "
+                "images, so any one class's delta is single-seed noise until more seeds "
+                "give it an interval.")  # fmt: skip
+    out = []
+    for arm, row in data.per_class_paired.items():
+        sig = sorted(c for c, p in row.items() if p.significant)
+        n = max(p.n for p in row.values())
+        named = f": {', '.join(sig[:8])}{' ...' if len(sig) > 8 else ''}" if sig else ""
+        out.append(f"{arm} vs {data.baseline}: {len(sig)} of {len(row)} classes have a 95 % "
+                   f"paired interval over {n} seeds that excludes 0{named}.")  # fmt: skip
+    out.append("Other classes' deltas are within the seeds' noise; with many classes a few "
+               "exclude 0 by chance (about 1 in 20).")  # fmt: skip
+    return " ".join(out)
 
 
 def _filter(data: ReportData, max_classes: int) -> str | None:

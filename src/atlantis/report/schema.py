@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from atlantis.errors import DataError
 from atlantis.redact import write_redacted
+
+if TYPE_CHECKING:
+    from atlantis.report.stats import PairedDifference
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
@@ -35,12 +38,16 @@ __all__ = [
     "GridImages",
     "InsightSummary",
     "MetricStat",
+    "PairedInterval",
+    "PairedStat",
     "ReportData",
     "SeedResult",
     "SyntheticImages",
     "load_report_json",
     "metric_order",
+    "paired_comparisons",
     "per_class_deltas",
+    "per_class_paired",
     "save_report_json",
     "summarize_seeds",
 ]
@@ -92,6 +99,11 @@ class SeedResult(_Model):
     map_at_r: float | None = None
     best_epoch: int | None = None
     val_r1: float | None = None  # the validation R@1 the checkpoint was selected on
+    # Per-class test R@1 of this seed: what per-class paired intervals are computed from.
+    per_class_r1: dict[str, float] = Field(default_factory=dict)
+    # How much optimisation this seed got (train metrics.json; None when the stage predates it).
+    optimizer_steps: int | None = None
+    images_seen: int | None = None
 
     def metrics(self) -> dict[str, float]:
         """Recall@K plus MAP@R (when known) under one namespace of metric keys."""
@@ -107,6 +119,31 @@ class MetricStat(_Model):
     mean: float
     std: float
     n: int
+
+
+class PairedInterval(_Model):
+    """Mean of per-seed differences ``a - b`` with its 95 % Student t interval.
+
+    ``lo`` / ``hi`` are ``None`` with one shared seed (no interval: the difference is one
+    seed's noise as much as any effect); ``significant`` only when the interval excludes 0.
+    """
+
+    n: int
+    mean: float
+    lo: float | None = None
+    hi: float | None = None
+    confidence: float = 0.95
+    significant: bool = False
+
+
+class PairedStat(PairedInterval):
+    """One metric of arm ``a`` minus arm ``b``, paired on the ``seeds`` both trained with."""
+
+    a: str
+    b: str
+    metric: str
+    seeds: list[int] = Field(default_factory=list)
+    diffs: list[float] = Field(default_factory=list)  # a - b per seed, in ``seeds`` order
 
 
 class ArmResult(_Model):
@@ -194,6 +231,10 @@ class ReportData(_Model):
     splits_evaluated: list[str] = Field(default_factory=list)
     synthetic_test: dict[str, dict[str, float]] | None = None  # arm -> metrics on X_s
     per_class_delta: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # Arm-vs-arm paired differences per metric (targeted - naive, targeted - baseline, ...).
+    paired: list[PairedStat] = Field(default_factory=list)
+    # Arm -> class -> paired R@1 difference vs the baseline (only with >= 2 shared seeds).
+    per_class_paired: dict[str, dict[str, PairedInterval]] = Field(default_factory=dict)
     filter: dict[str, FilterSummary] = Field(default_factory=dict)
     adversarial: AdversarialTable | None = None
     cost: CostTable | None = None
@@ -207,6 +248,10 @@ class ReportData(_Model):
             raise ValueError(f"arms: names must be unique, {dup} appear more than once")
         if not self.per_class_delta:
             self.per_class_delta = per_class_deltas(self.arms, self.baseline)
+        if not self.paired:
+            self.paired = paired_comparisons(self.arms, self.baseline)
+        if not self.per_class_paired:
+            self.per_class_paired = per_class_paired(self.arms, self.baseline)
         return self
 
     def arm(self, name: str) -> ArmResult | None:
@@ -239,6 +284,85 @@ def per_class_deltas(arms: list[ArmResult], baseline: str) -> dict[str, dict[str
         for a in arms
         if a.name != baseline and a.per_class_r1
     }
+
+
+REFERENCE_ARMS = frozenset({"untrained"})  # rows that are not trained arms: never paired
+
+
+def _interval(
+    a: dict[int, float], b: dict[int, float]
+) -> tuple[PairedInterval, PairedDifference] | None:
+    """The paired interval of ``a - b`` (None when no seed is shared)."""
+    from atlantis.report.stats import paired_difference
+
+    if not set(a) & set(b):
+        return None
+    d = paired_difference(a, b)
+    return PairedInterval(n=d.n, mean=d.mean, lo=d.lo, hi=d.hi, confidence=d.confidence,
+                          significant=d.significant), d  # fmt: skip
+
+
+def _pairs(arms: list[ArmResult], baseline: str) -> list[tuple[ArmResult, ArmResult]]:
+    """targeted - naive first (the method's claim), then every arm - the baseline."""
+    trained = [a for a in arms if a.name not in REFERENCE_ARMS and a.seeds]
+    by_name = {a.name: a for a in trained}
+    kind = {a.name: a.name.partition("/delta-")[0] for a in trained}
+    out = []
+    if "naive" in by_name:
+        out += [(a, by_name["naive"]) for a in trained if kind[a.name] == "targeted"]
+    if baseline in by_name:
+        others = [a for a in trained if a.name != baseline]
+        others.sort(key=lambda a: kind[a.name] != "targeted")  # stable: targeted ones first
+        out += [(a, by_name[baseline]) for a in others]
+    return out
+
+
+def paired_comparisons(arms: list[ArmResult], baseline: str) -> list[PairedStat]:
+    """Per-seed paired differences between arms, per metric both report on shared seeds.
+
+    Arms share seeds (``train.seed + i``), so seed ``s`` of one arm is paired with seed ``s``
+    of the other; seeds only one arm has are left out.
+    """
+    out = []
+    for a, b in _pairs(arms, baseline):
+        per_a = {s.seed: s.metrics() for s in a.seeds}
+        per_b = {s.seed: s.metrics() for s in b.seeds}
+        names = metric_order(k for m in [*per_a.values(), *per_b.values()] for k in m)
+        for metric in names:
+            va = {s: m[metric] for s, m in per_a.items() if metric in m}
+            vb = {s: m[metric] for s, m in per_b.items() if metric in m}
+            got = _interval(va, vb)
+            if got is None:
+                continue
+            interval, d = got
+            out.append(PairedStat(**interval.model_dump(), a=a.name, b=b.name, metric=metric,
+                                  seeds=list(d.seeds), diffs=list(d.diffs)))  # fmt: skip
+    return out
+
+
+def per_class_paired(arms: list[ArmResult], baseline: str) -> dict[str, dict[str, PairedInterval]]:
+    """Arm -> class -> paired per-class R@1 difference vs the baseline.
+
+    Only where at least two seeds are shared and carry per-class R@1: one seed gives no
+    interval, and storing a single difference again would add nothing to ``per_class_delta``.
+    """
+    base = next((a for a in arms if a.name == baseline), None)
+    if base is None:
+        return {}
+    out: dict[str, dict[str, PairedInterval]] = {}
+    for a, b in _pairs(arms, baseline):
+        if b is not base:
+            continue
+        classes = sorted({c for s in a.seeds for c in s.per_class_r1})
+        row = {}
+        for c in classes:
+            va = {s.seed: s.per_class_r1[c] for s in a.seeds if c in s.per_class_r1}
+            vb = {s.seed: s.per_class_r1[c] for s in base.seeds if c in s.per_class_r1}
+            if len(set(va) & set(vb)) >= 2 and (got := _interval(va, vb)) is not None:
+                row[c] = got[0]
+        if row:
+            out[a.name] = row
+    return out
 
 
 def _metric_key(name: str) -> tuple[int, float, str]:
