@@ -247,3 +247,41 @@ def test_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert_renders(
         render_report(build_full_report(tmp_path / "run"), tmp_path / "r.html"), tmp_path
     )
+
+
+def test_paired_differences_in_json_and_in_words(full_report: ReportData, tmp_path: Path) -> None:
+    raw = json.loads(save_report_json(full_report, tmp_path / "report.json").read_text())
+    r1 = {(p["a"], p["b"]): p for p in raw["paired"] if p["metric"] == "R@1"}
+    assert list(r1) == [("targeted", "naive"), ("targeted", "baseline"), ("naive", "baseline")]
+    tn = r1[("targeted", "naive")]
+    assert tn["seeds"] == [0, 1, 2] and tn["mean"] == pytest.approx(0.033, abs=1e-9)
+    assert tn["lo"] == pytest.approx(0.0216163, abs=1e-6) and tn["significant"] is True
+    assert raw["per_class_paired"] == {}  # the fixture's seeds carry no per-class R@1
+    _, parser = render(full_report, tmp_path / "r.html")
+    text = " ".join(parser.section("retrieval").split())
+    assert "Paired differences (same seeds)" in text
+    assert ("targeted beats naive by 3.3 points R@1 (95 % interval 2.2 to 4.4 over 3 paired "
+            "seeds): significant (the interval excludes 0).") in text  # fmt: skip
+    assert "single-seed noise" in parser.section("deltas")
+    assert "steps" not in text and "images seen" not in text  # no stage recorded them
+
+
+def test_one_seed_says_so_and_steps_show_when_recorded(tmp_path: Path) -> None:
+    def arm(name: str, r1: float, steps: list[int | None]) -> ArmResult:
+        return ArmResult(name=name, seeds=[
+            SeedResult(seed=i, recall={"R@1": r1 - 0.001 * i}, optimizer_steps=s,
+                       images_seen=None if s is None else 32 * s, per_class_r1={"c": r1})
+            for i, s in enumerate(steps)])  # fmt: skip
+
+    one = ReportData(arms=[arm("baseline", 0.5, [100]), arm("targeted", 0.494, [120])])
+    assert one.paired[0].lo is None and one.per_class_paired == {}
+    _, parser = render(one, tmp_path / "one.html")
+    text = " ".join(parser.section("retrieval").split())
+    assert ("targeted trails baseline by 0.6 points R@1 on a single seed: no interval can be "
+            "computed") in text  # fmt: skip
+    assert "steps" in text and "images seen" in text and "3,840" in text
+    two = ReportData(arms=[arm("baseline", 0.5, [100, 100]), arm("naive", 0.6, [120, None])])
+    assert two.per_class_paired["naive"]["c"].significant  # +0.1 on both seeds
+    _, parser = render(two, tmp_path / "two.html")
+    assert "1 of 1 classes have a 95 % paired interval over 2 seeds" in parser.section("deltas")
+    assert "120" in parser.section("retrieval")

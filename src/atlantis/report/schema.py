@@ -158,6 +158,12 @@ class ArmResult(_Model):
     def _fill_summary(self) -> ArmResult:
         if not self.summary and self.seeds:
             self.summary = summarize_seeds(self.seeds)
+        if not self.per_class_r1:  # the mean over the seeds that report the class
+            values: dict[str, list[float]] = {}
+            for seed in self.seeds:
+                for c, v in seed.per_class_r1.items():
+                    values.setdefault(c, []).append(float(v))
+            self.per_class_r1 = {c: statistics.fmean(v) for c, v in values.items()}
         return self
 
 
