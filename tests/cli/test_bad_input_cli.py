@@ -361,3 +361,39 @@ def test_the_list_commands_have_the_clear_error_exit() -> None:
                        ("sources", "retrieve")):  # fmt: skip
         res = invoke(name)
         assert res.exit_code == 0 and word in res.output, res.output
+
+
+# -- train.steps: a fixed number of optimiser steps in validation periods (issue 11) ------------
+
+
+@pytest.mark.parametrize(
+    ("steps", "culprits"),
+    [
+        ("0", ["train.steps (0)", "1 or more"]),
+        ("1", ["train.steps (1)", "train.epochs (2)", "validation periods"]),
+    ],
+)
+def test_train_steps_that_contradict_the_epochs_name_both_keys(ingested: Path, steps: str,
+                                                               culprits: list[str]) -> None:  # fmt: skip
+    res = invoke("train", ingested, *TINY_TRAIN, "--set", f"train.steps={steps}")
+    assert_clear_error(res, "invalid train config", *culprits)
+    assert "train.:" not in res.output  # a check across keys names them itself
+    assert not (ingested / "train" / "baseline").exists()  # nothing trained
+
+
+def test_run_config_with_steps_below_its_epochs_names_both_keys(tmp_path: Path) -> None:
+    config = _run_config(tmp_path, train={"preset": "demo", "steps": 4})  # demo: 10 epochs
+    res = invoke("run", config, "--check")
+    assert_clear_error(res, "small.yaml", "train.steps (4)", "train.epochs (10)")
+
+
+def test_steps_with_epochs_this_call_is_a_pause_not_a_contradiction(ingested: Path) -> None:
+    steps = [*TINY_TRAIN, "--set", "train.steps=5"]  # 2 periods: steps 1-2, 3-5
+    res = invoke("train", ingested, *steps, "--epochs-this-call", "1")
+    assert res.exit_code == 0, res.output
+    assert "paused after validation period 1, step 2" in res.output
+    res = invoke("train", ingested, *steps)
+    assert res.exit_code == 0, res.output
+    assert "epoch 2/2 (step 5/5)" in res.output and "epoch 1/2" not in res.output
+    metrics = json.loads((ingested / "train" / "baseline" / "metrics.json").read_text())
+    assert metrics["optimizer_steps"] == 5 and metrics["images_seen"] == 5 * 12

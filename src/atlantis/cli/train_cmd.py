@@ -47,7 +47,8 @@ def train(
         str | None, typer.Option(help="A whole recipe: demo (CPU, minutes), dino (the paper's).")
     ] = None,
     epochs_this_call: Annotated[
-        int | None, typer.Option(help="Stop after this many epochs; run again to resume.")
+        int | None,
+        typer.Option(help="Stop after this many epochs (or train.steps periods); resumable."),
     ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -68,7 +69,8 @@ def train(
     def show(epoch: int, row: dict[str, Any]) -> None:
         val = row.get("val_R@1")
         val_text = f"val R@1 {100 * val:.1f}" if val is not None else "val -"
-        console.print(f"epoch {epoch}/{train_cfg.epochs}: loss {row['loss']:.4f}  {val_text}  "
+        step = f" (step {row['step']}/{train_cfg.steps})" if "step" in row else ""
+        console.print(f"epoch {epoch}/{train_cfg.epochs}{step}: loss {row['loss']:.4f}  {val_text}  "
                       f"best {_pct(row.get('best_val_R@1'))}  "
                       f"{row['images_per_s']:.0f} img/s")  # fmt: skip
 
@@ -115,7 +117,9 @@ def train_config(run: Run, config_file: Path | None, preset: str | None,
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"train.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+        # a check across keys (empty loc) names its keys in its own message
+        problems = "; ".join(f"train.{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"]
+                             else str(e["msg"]).removeprefix("Value error, ")
                              for e in exc.errors())  # fmt: skip
         valid = ", ".join(f"train.{k}" for k in TrainConfig.model_fields)
         raise ConfigError(f"invalid train config: {problems}. Valid keys: {valid}") from None

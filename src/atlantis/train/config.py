@@ -9,6 +9,19 @@ which defaults to the offline EfficientNet-Lite0. ``PRESETS`` hold whole recipes
   ``m_per_class x classes`` (see ``data.EpochBatchSampler``).
 * ``demo``: a CPU recipe for the offline emoji demo, minutes on 2 cores (see its comment).
 
+**Epochs or steps.** By default an epoch is one pass over the training pool, ``pool //
+batch_size`` optimiser steps, so an arm with more (synthetic) images takes more steps.
+``steps: N`` fixes the number of optimiser steps instead, whatever the pool's size: training
+is then ``epochs`` *validation periods* splitting the N steps as evenly as possible (period
+``e`` ends after ``e * N // epochs`` steps: ``ceil(N / epochs)`` or one fewer each); the LR
+schedule runs over the N steps (``warmup_epochs`` counts periods of ``N / epochs`` steps),
+``eval_every`` counts periods, ``max_epochs_this_call`` (``--epochs-this-call``) pauses
+after that many periods. Batches are drawn from consecutive seeded passes over the pool,
+so a period may end inside a pass; two arms with the same ``steps`` and ``epochs`` get the
+same steps, LR at every step and validation points (``atlantis run`` sets it for every arm
+of a comparison, see ``atlantis.pipeline.loop.comparison_steps``). With ``N = epochs x
+(pool // batch_size)`` steps mode trains exactly as the epoch mode does.
+
 A config names one with ``train: {preset: demo}`` (``with_preset``): the preset's keys
 first, the section's own keys on top; ``--set train.preset=demo`` lays it at that point.
 
@@ -62,7 +75,9 @@ class TrainConfig(BaseModel):
     grad_clip: float | None = Field(3.0, gt=0)
     scheduler: Literal["constant", "cosine"] = "constant"
     warmup_epochs: float = Field(0.0, ge=0)
-    epochs: int = Field(50, gt=0)
+    epochs: int = Field(50, gt=0)  # passes over the pool; with steps: validation periods
+    # Optimiser steps in all (None: epochs x pool // batch_size); see "Epochs or steps" above
+    steps: int | None = None
     batch_size: int = Field(900, gt=1)  # per process
     m_per_class: int = Field(9, ge=2)
     augment: bool = True  # RandomResizedCrop(0.2-1) + flip; False: the eval crop
@@ -91,6 +106,18 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"train.steps ({self.steps}) must be 1 or more optimiser steps "
+                             "(or unset: epochs x pool // batch_size)")  # fmt: skip
+        if self.steps is not None and self.steps < self.epochs:
+            # each validation period takes at least one step: fewer steps than periods
+            # would validate the same weights twice, or silently drop periods
+            raise ValueError(
+                f"train.steps ({self.steps}) is fewer than train.epochs ({self.epochs}): with "
+                "train.steps set, train.epochs is the number of validation periods the steps "
+                "are split into, each of at least one step; lower train.epochs or raise "
+                "train.steps"
+            )
         if self.batch_size % self.m_per_class:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a multiple of m_per_class "
@@ -106,9 +133,14 @@ class TrainConfig(BaseModel):
     def training_dict(self) -> dict[str, Any]:
         """The keys that determine the trained weights (what a checkpoint must match)."""
         data = self.model_dump(mode="json")
-        for key in RUNTIME_KEYS | POST_TRAINING_KEYS:
+        for key in RUNTIME_KEYS | POST_TRAINING_KEYS | self.unset_keys():
             data.pop(key, None)
         return data
+
+    def unset_keys(self) -> set[str]:
+        """Keys added after runs existed whose unset value changes nothing: left out of the
+        hashes, so a checkpoint or stage from before them still matches (``steps``: None)."""
+        return {"steps"} if self.steps is None else set()
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -227,6 +227,56 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
         return iter(self._batches(self.epoch))
 
     def __len__(self) -> int:
-        pool, groups = self._plan(self.epoch)
+        return self.n_batches(self.epoch)
+
+    def n_batches(self, epoch: int) -> int:
+        """This process's number of batches (optimiser steps) in ``epoch``."""
+        pool, groups = self._plan(epoch)
         b = min(self.batch_size, self._batch_size(len(np.unique(groups))))
         return self._n_batches(len(pool), b) // self.world_size
+
+
+class StepBatchSampler(Sampler[list[tuple[int, int]]]):
+    """A fixed number of optimiser steps, in validation periods, over consecutive passes.
+
+    ``train.steps`` mode: the batches form one stream, ``passes``'s epoch 1, then epoch
+    2, ... (each a seeded pass, as in the epoch mode), and period ``p`` (``set_epoch(p)``)
+    takes the stream's steps ``ends[p - 1]:ends[p]``, which may start or end inside a pass.
+    Everything is a function of ``(seed, step)``: a resumed run sees the same batches, and
+    with period ends at whole passes the batches are exactly the epoch mode's.
+    """
+
+    def __init__(self, passes: EpochBatchSampler, ends: Sequence[int]) -> None:
+        self.passes, self.ends = passes, [0, *ends]
+        self.period = 1
+        self._lengths: dict[int, int] = {}  # pass -> batches (pools may vary by pass)
+
+    @property
+    def batch_size(self) -> int:
+        return self.passes.batch_size
+
+    def set_epoch(self, period: int) -> None:
+        self.period = period
+
+    def _length(self, epoch: int) -> int:
+        if epoch not in self._lengths:
+            self._lengths[epoch] = self.passes.n_batches(epoch)
+        return self._lengths[epoch]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        start, stop = self.ends[self.period - 1], self.ends[self.period]
+        epoch, first = 1, 0  # first: the stream position of the pass's batch 0
+        while first + self._length(epoch) <= start:
+            first += self._length(epoch)
+            epoch += 1
+        step = start
+        while step < stop:
+            batches = self.passes._batches(epoch)
+            for batch in batches[step - first : stop - first]:
+                yield batch
+                step += 1
+            first += len(batches)
+            epoch += 1
+
+    def __len__(self) -> int:
+        return self.ends[self.period] - self.ends[self.period - 1]

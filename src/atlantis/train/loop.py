@@ -7,6 +7,11 @@ against where it started. Epochs 1..E each run one pass of seeded batches, then 
 head's own distance; a better val R@1 rewrites ``best.pt``. The test split never enters
 this module.
 
+Steps mode (``train.steps``, see ``atlantis.train.config``): the "epochs" are validation
+periods of a fixed total of optimiser steps (``StepBatchSampler``), so arms of any size take
+the same steps under the same LR schedule and are validated at the same steps; everything
+below holds per period.
+
 Resume: after every epoch ``last.pt`` holds the complete state (see ``checkpoint``). A new
 call finds it, refuses it if the config or the training data changed, restores model,
 optimiser, scheduler, scaler and random generators, and continues with the next epoch.
@@ -38,6 +43,7 @@ from atlantis.train.data import (
     FeatureDataset,
     ImageDataset,
     LabelledImages,
+    StepBatchSampler,
     warn_singletons,
 )
 from atlantis.train.inference import embed_paths, evaluable, retrieval_row
@@ -79,6 +85,8 @@ class FitResult:
     history: list[dict[str, Any]]
     resumed_from: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    optimizer_steps: int = 0  # taken in all, resumed epochs included (per process)
+    images_seen: int = 0  # training images in those steps' batches, over all processes
 
 
 def build(cfg: TrainConfig, num_classes: int) -> tuple[EmbeddingModel, torch.nn.Module, dict]:
@@ -111,9 +119,28 @@ def _optimizer(cfg: TrainConfig, model: EmbeddingModel, loss: torch.nn.Module):
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay), [*head, *body]
 
 
+def period_ends(cfg: TrainConfig, steps_per_epoch: int) -> list[int]:
+    """The optimiser steps done at the end of each epoch 1..E (validation period).
+
+    Epoch mode: whole passes of ``steps_per_epoch``. Steps mode: ``train.steps`` split as
+    evenly as possible (``e * steps // epochs``), the same for arms of any size.
+    """
+    if cfg.steps is None:
+        return [e * steps_per_epoch for e in range(1, cfg.epochs + 1)]
+    return [e * cfg.steps // cfg.epochs for e in range(1, cfg.epochs + 1)]
+
+
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    total = max(1, cfg.epochs * steps_per_epoch)
+    """LR factor at each optimiser step: linear warmup, then constant or cosine to the end.
+
+    Over ``train.steps`` when set (``warmup_epochs`` in periods of ``steps / epochs``), so
+    it does not depend on the pool's size; else over ``epochs x steps_per_epoch``.
+    """
+    if cfg.steps is None:
+        warmup = int(cfg.warmup_epochs * steps_per_epoch)
+        total = max(1, cfg.epochs * steps_per_epoch)
+    else:
+        warmup, total = int(cfg.warmup_epochs * cfg.steps / cfg.epochs), cfg.steps
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -161,14 +188,19 @@ def fit(cfg: TrainConfig, train: LabelledImages, val: LabelledImages | None, out
             model.image_size, model.interpolation, train=cfg.augment))  # fmt: skip
     loss_fn.to(rt.device)
     optimizer, params = _optimizer(cfg, model, loss_fn)
-    sampler = EpochBatchSampler(train.labels, train.synthetic, m=cfg.m_per_class,
-                                batch_size=cfg.batch_size, seed=cfg.seed,
-                                synthetic_ratio=cfg.synthetic_ratio, rank=rt.rank,
-                                world_size=rt.world_size)  # fmt: skip
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, len(sampler)))
+    passes = EpochBatchSampler(train.labels, train.synthetic, m=cfg.m_per_class,
+                               batch_size=cfg.batch_size, seed=cfg.seed,
+                               synthetic_ratio=cfg.synthetic_ratio, rank=rt.rank,
+                               world_size=rt.world_size)  # fmt: skip
+    ends = period_ends(cfg, len(passes))
+    sampler: EpochBatchSampler | StepBatchSampler = (
+        passes if cfg.steps is None else StepBatchSampler(passes, ends)
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, len(passes)))
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                         pin_memory=rt.device.type == "cuda")  # fmt: skip
     config, config_hash = cfg.training_dict(), _hash(cfg)
+    where = "epoch" if cfg.steps is None else "validation period"
     writer = MetricsLog(out_dir, rt.is_main, cfg.tensorboard)
 
     def state(epoch: int, best: dict, history: list | None = None) -> dict[str, Any]:
@@ -215,13 +247,16 @@ def fit(cfg: TrainConfig, train: LabelledImages, val: LabelledImages | None, out
 
     for ran, epoch in enumerate(range(start + 1, cfg.epochs + 1)):
         if max_epochs_this_call is not None and ran >= max_epochs_this_call:
-            raise TrainingPaused(f"paused after epoch {epoch - 1} (max_epochs_this_call="
-                                 f"{max_epochs_this_call}); run again to resume",
+            done = "" if cfg.steps is None else f", step {ends[epoch - 2] if epoch > 1 else 0}"
+            raise TrainingPaused(f"paused after {where} {epoch - 1}{done} (max_epochs_this_call"
+                                 f"={max_epochs_this_call}); run again to resume",
                                  epoch=epoch - 1)  # fmt: skip
         sampler.set_epoch(epoch)
         row = {"epoch": epoch, **_run_epoch(net, loss_fn, loader, optimizer, scheduler, params,
                                             rt, cfg.grad_clip, progress, epoch,
                                             cfg.epochs)}  # fmt: skip
+        if cfg.steps is not None:
+            row["step"] = ends[epoch - 1]
         r1 = validate(row) if (epoch % cfg.eval_every == 0 or epoch == cfg.epochs) else None
         improved = r1 is not None and (best["val_r1"] is None or r1 > best["val_r1"])
         if improved or (best["val_r1"] is None and r1 is None):  # no val split: keep the latest
@@ -236,8 +271,13 @@ def fit(cfg: TrainConfig, train: LabelledImages, val: LabelledImages | None, out
         for callback in callbacks:
             callback(epoch, row)
     writer.close()
+    trained = history[1:]  # epoch 0 takes no step
     return FitResult(cfg.epochs, best["epoch"], best["val_r1"], history,
-                     resumed["epoch"] if resumed is not None else None, counts)  # fmt: skip
+                     resumed["epoch"] if resumed is not None else None, counts,
+                     optimizer_steps=sum(int(r.get("steps", 0)) for r in trained),
+                     images_seen=sum(int(r.get("images", r.get("steps", 0) * sampler.batch_size
+                                                   * rt.world_size)) for r in trained),
+                     )  # fmt: skip
 
 
 def _run_epoch(net, loss_fn, loader, optimizer, scheduler, params, rt: Runtime,
@@ -263,7 +303,8 @@ def _run_epoch(net, loss_fn, loader, optimizer, scheduler, params, rt: Runtime,
             )
     seconds = time.perf_counter() - t0
     return {"loss": total / max(1, steps), "lr": optimizer.param_groups[-1]["lr"],
-            "grad_norm": norm, "steps": steps, "seconds": seconds,
+            "grad_norm": norm, "steps": steps, "images": images * rt.world_size,
+            "seconds": seconds,
             "images_per_s": images * rt.world_size / max(seconds, 1e-9)}  # fmt: skip
 
 

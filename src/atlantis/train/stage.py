@@ -10,7 +10,9 @@ Outputs (``RUN/train/<arm>/``):
 
 * ``best.pt`` (the model of the best **validation** R@1), ``last.pt`` / ``last.prev.pt``
   (resume state), ``metrics.csv`` (one row per epoch; ``tensorboard/`` when installed);
-* ``metrics.json``: best epoch and validation R@1, and the **test** Recall@K of ``best.pt``.
+* ``metrics.json``: best epoch and validation R@1, the **test** Recall@K of ``best.pt``, and
+  ``optimizer_steps`` / ``images_seen`` (steps taken, images in their batches: what makes
+  arms comparable, see ``train.steps``).
   The test split is embedded once, after training has finished and the model is chosen:
   it is reported, never used to select anything;
 * ``embeddings/{train,test}.npy`` + ``*_ids.json``: ``best.pt``'s vectors of the real
@@ -121,7 +123,8 @@ def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | Non
         fit(cfg, data["train"], data.get("val"), run.stage_dir(name), **kwargs)
         rt.wait()
         return None
-    with run.stage(name, cfg, inputs, exclude=set(RUNTIME_KEYS), force=force) as ctx:
+    with run.stage(name, cfg, inputs, exclude=set(RUNTIME_KEYS) | cfg.unset_keys(),
+                   force=force) as ctx:  # fmt: skip
         if ctx.up_to_date:
             return ctx.previous
         with ctx.timer("train_s"):
@@ -131,8 +134,10 @@ def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | Non
                 ctx.counts.update(epochs_done=paused.epoch, epochs=cfg.epochs)
                 raise
         model = ckpt.load_model(ctx.dir / ckpt.BEST, rt.device)
-        report = _report(ctx, cfg, model, data, splits, rt, progress)
+        steps = {"optimizer_steps": result.optimizer_steps, "images_seen": result.images_seen}
+        report = _report(ctx, cfg, model, data, splits, rt, progress, steps)
         ctx.counts.update(train_images=len(data["train"]), classes=len(data["train"].classes),
+                          **steps,
                           synthetic_images=int(data["train"].synthetic.sum()),
                           epochs=result.epochs, best_epoch=result.best_epoch,
                           **{f"{k}_parameters": v for k, v in result.counts.items()})  # fmt: skip
@@ -160,17 +165,23 @@ def _up_to_date(run: Run, name: str, cfg: TrainConfig, inputs: dict[str, str]) -
 
     prev = run.read_manifest(name)
     return (prev is not None and prev.status == "done" and prev.input_hashes == inputs
-            and prev.config_hash == config_hash(cfg, set(RUNTIME_KEYS)))  # fmt: skip
+            and prev.config_hash == config_hash(cfg, set(RUNTIME_KEYS) | cfg.unset_keys()))  # fmt: skip
 
 
 def _report(ctx: Any, cfg: TrainConfig, model: Any, data: dict[str, LabelledImages],
-            splits: dict[str, list[ImageRecord]], rt: Runtime, progress: bool) -> dict:  # fmt: skip
-    """After training: embed real train and test with ``best.pt``; test R@K and the feedback."""
+            splits: dict[str, list[ImageRecord]], rt: Runtime, progress: bool,
+            steps: dict[str, int]) -> dict:  # fmt: skip
+    """After training: embed real train and test with ``best.pt``; test R@K and the feedback.
+
+    ``steps``: ``optimizer_steps`` and ``images_seen``, recorded so a comparison can show
+    that its arms were optimised alike.
+    """
     best = ckpt.load(ctx.dir / ckpt.BEST)
     metrics: dict[str, Any] = {"arm": ctx.name.removeprefix("train/"), "best_epoch": best["epoch"],
                                "best_val_R@1": best["best"]["val_r1"],
                                "distance": model.distance,
-                               "curvature": model.curvature}  # fmt: skip
+                               "curvature": model.curvature, **steps,
+                               "steps_mode": cfg.steps is not None}  # fmt: skip
     real_train = [r for r in splits["train"] if r.source == "real"]
     embed = {"train": labelled_images(ctx.run, real_train, data["train"].classes)}
     if "test" in data:
