@@ -17,8 +17,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from atlantis.config import AtlantisConfig
 from atlantis.data.ingest import load_ingested
 from atlantis.data.records import ImageRecord, write_records
+from atlantis.pipeline.loop import comparison_steps
 from atlantis.store.run import Run
 from atlantis.train import checkpoint as ckpt
 from atlantis.train.config import TrainConfig
@@ -188,3 +190,36 @@ def test_steps_run_killed_or_paused_mid_pass_resumes_exactly(ingested: Path,
         state, history, metrics = _state(resumed)
         assert history == ref_history and metrics == ref_metrics
         assert all(torch.equal(state[k], ref_state[k]) for k in ref_state)
+
+
+def test_the_loop_gives_every_arm_the_baselines_step_count(run: Run) -> None:
+    records, _ = load_ingested(run)
+    n_train = sum(r.split == "train" for r in records)
+    tiny = tiny_config(epochs=4).model_dump()
+    cfg = AtlantisConfig(train=tiny, loop={"arms": ["baseline", "targeted"]})
+    assert comparison_steps(run, cfg) == 4 * (n_train // 12)  # 36 images, batches of 12
+    alone = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"arms": ["baseline"]})})
+    assert comparison_steps(run, alone) is None  # one arm: the epoch mode, as before
+    fixed = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 9})})
+    assert comparison_steps(run, fixed) == 9
+
+
+def test_train_arm_gives_every_arm_and_seed_the_same_steps(run: Run, monkeypatch) -> None:
+    """What ``run_loop`` trains: each arm and seed gets ``comparison_steps``, seeds shared."""
+    from types import SimpleNamespace
+
+    from atlantis.pipeline.loop import train_arm
+    from atlantis.train import stage as stage_module
+
+    calls: list[tuple[str, int, int | None]] = []
+
+    def fake_train(run_, cfg_, arm, **kw):
+        calls.append((arm, cfg_.seed, cfg_.steps))
+        return SimpleNamespace(status="done", info={})
+
+    monkeypatch.setattr(stage_module, "train", fake_train)
+    cfg = AtlantisConfig(train=tiny_config(epochs=2).model_dump(),
+                         loop={"arms": ["baseline", "naive", "targeted"], "seeds": 2})  # fmt: skip
+    for arm in cfg.loop.arms:
+        train_arm(run, cfg, arm, progress=False, say=lambda s: None)
+    assert calls == [(arm, seed, 6) for arm in cfg.loop.arms for seed in (0, 1)]  # 2 x 36 // 12

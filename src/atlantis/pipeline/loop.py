@@ -12,6 +12,12 @@ Nothing here computes anything itself: each step is a stage function that skips 
 when its manifest says it is up to date, so running the loop again after a kill (or after
 changing one setting) redoes only what is missing or stale. Feedback rounds are counted in
 the plan's own summary, so a resumed loop never adds a round twice.
+
+**Equal optimisation.** With several arms every training takes the same number of optimiser
+steps (``comparison_steps``: ``train.steps``, or the baseline's own count), under the same
+LR schedule, seeds and validation periods: an arm with more images sees more *different*
+images, never more updates. Each train stage's ``metrics.json`` records
+``optimizer_steps`` and ``images_seen``.
 """
 
 from __future__ import annotations
@@ -58,6 +64,31 @@ def filter_config(cfg: AtlantisConfig, arm: str, run: Run | None = None) -> Filt
         spec = f"checkpoint:{run.stage_dir(f'train/{BASELINE}')}"
         return cfg.filter.model_copy(update={"embedder": spec})
     return cfg.filter
+
+
+def comparison_steps(run: Run, cfg: AtlantisConfig) -> int | None:
+    """The optimiser steps every arm of the comparison trains for (None: epoch mode).
+
+    ``train.steps`` when set; else, with several arms, what the baseline takes in epoch
+    mode: ``epochs`` passes of ``pool // batch_size`` steps over the real training images
+    (as ``EpochBatchSampler`` counts them, for one process and ``train.seed``), so the
+    baseline trains exactly as it would alone and the other arms take as many steps. A run
+    with one arm keeps the epoch mode. Reads the ingest stage (run after it).
+    """
+    if cfg.train.steps is not None or len(cfg.loop.arms) < 2:
+        return cfg.train.steps
+    import numpy as np
+
+    from atlantis.data.ingest import load_ingested
+    from atlantis.train.data import EpochBatchSampler
+
+    records, _ = load_ingested(run)
+    names = [r.label for r in records if r.split == "train"]
+    index = {name: i for i, name in enumerate(sorted(set(names)))}
+    labels = np.array([index[n] for n in names], dtype=np.int64)
+    passes = EpochBatchSampler(labels, m=cfg.train.m_per_class, batch_size=cfg.train.batch_size,
+                               seed=cfg.train.seed, synthetic_ratio=cfg.train.synthetic_ratio)  # fmt: skip
+    return sum(passes.n_batches(e) for e in range(1, cfg.train.epochs + 1))
 
 
 def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
@@ -282,10 +313,11 @@ def train_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,
     if arm != BASELINE and fcfg.is_sweep:
         deltas = list(fcfg.deltas)
     out: dict[str, list[str]] = {}
+    steps = comparison_steps(run, cfg)  # the same for every arm, seed and delta
     for delta in deltas:
         variant = arm if delta is None else f"{arm}/{delta_tag(delta)}"
         for seed, tag in arm_trainings(cfg.loop, cfg.train):
-            tcfg = cfg.train.model_copy(update={"seed": seed})
+            tcfg = cfg.train.model_copy(update={"seed": seed, "steps": steps})
             name = stage_name(arm, delta, tag)
             force = _stale_checkpoint(run, tcfg, arm, delta, name)
             m = train(run, tcfg, arm, delta=delta, tag=tag, force=force, progress=progress)
@@ -339,7 +371,8 @@ def _replan(run: Run, cfg: AtlantisConfig, arm: str, source: str, say: Say) -> b
 def _stale_checkpoint(run: Run, cfg: TrainConfig, arm: str, delta: float | None,
                       name: str) -> bool:  # fmt: skip
     """Whether ``name``'s checkpoints were trained on other data (a feedback round changed
-    the arm's images): then it trains from scratch; a same-data checkpoint resumes."""
+    the arm's images) or for another step count (``comparison_steps`` changed, e.g. a run
+    from before equal optimisation): then it trains from scratch; else it resumes."""
     from atlantis.train import checkpoint as ckpt
     from atlantis.train.stage import split_records
 
@@ -348,7 +381,8 @@ def _stale_checkpoint(run: Run, cfg: TrainConfig, arm: str, delta: float | None,
         return False
     _, inputs = split_records(run, arm, delta)
     state: dict[str, Any] = ckpt.load(last)
-    return state.get("inputs") != inputs
+    steps = (state.get("config") or {}).get("steps")
+    return state.get("inputs") != inputs or steps != cfg.steps
 
 
 def _timer(timings: dict[str, float]):
