@@ -154,7 +154,8 @@ def count_positive_ranks(
         np.cumsum(r_used, out=offsets[1:])
     else:
         r_used = r_pos
-    cap0 = np.maximum(kmax, r_pos).astype(np.int64)
+    # The nearest positive's rank is needed up to max K (R@K), and up to R for MAP@R.
+    cap0 = (np.maximum(kmax, r_pos) if need_all else np.full(n, kmax)).astype(np.int64)
     counts = [np.zeros(len(tkey), dtype=np.int64) for _ in range(workers)]
     active = [r_used.astype(np.int64) for _ in range(workers)]
 
