@@ -69,7 +69,17 @@ def full(full_report: ReportData, tmp_path: Path) -> tuple[str, Page]:
     return render(full_report, tmp_path / "out" / "report.html")
 
 
-SECTIONS = ["insight", "data", "retrieval", "deltas", "filter", "adversarial", "cost", "timings"]
+SECTIONS = [
+    "insight",
+    "data",
+    "retrieval",
+    "headroom",
+    "deltas",
+    "filter",
+    "adversarial",
+    "cost",
+    "timings",
+]
 
 
 def test_every_section_and_its_numbers_appear(full: tuple[str, Page]) -> None:
@@ -166,6 +176,7 @@ def test_minimal_report_omits_sections_with_a_note(
     for anchor, note in [
         ("insight", "No insight in this run."),
         ("data", "No class counts in this run."),
+        ("headroom", "No oracle arm and no affected classes"),
         ("deltas", "No per-class R@1"),
         ("filter", "No filter ran."),
         ("adversarial", "No adversarial evaluation"),

@@ -20,6 +20,7 @@ from atlantis.pipeline.result import LoopResult, split_variant
 from atlantis.report.schema import (
     AdversarialRow,
     AdversarialTable,
+    AffectedClasses,
     ArmResult,
     CostTable,
     CostTerm,
@@ -30,6 +31,8 @@ from atlantis.report.schema import (
     ReportData,
     SeedResult,
     SyntheticImages,
+    affected_class_r1,
+    headroom,
 )
 from atlantis.store.run import Run
 
@@ -37,7 +40,10 @@ DESCRIPTIONS = {
     "baseline": "real training images only",
     "naive": "naive-untargeted plan (NA): random classes and domains",
     "targeted": "ATLANTIS: insight-driven plan, ORDC filter, filtering feedback",
+    "oracle": "the scenario's withheld real images restored: the upper bound of augmentation",
 }
+#: Arms trained on real images only: no plan, generate or filter stage to read.
+REAL_ONLY = frozenset({"baseline", "oracle"})
 
 
 def write_report(run: Run, cfg: AtlantisConfig, result: LoopResult) -> tuple[Path, Path]:
@@ -74,6 +80,8 @@ def collect(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]],
         cost=_cost(run, cfg, len(real_train)),
         timings={k: round(v, 2) for k, v in timings.items()},
     )
+    data.affected_classes = _affected(run, cfg, data)
+    data.headroom = headroom(data.arms, data.baseline, data.affected_classes)
     xs = run.read_manifest("testset")
     if cfg.loop.synthetic_test_per_class and xs is not None and xs.status == "done":
         data.synthetic_test = _synthetic_test(run, trainings)
@@ -179,7 +187,7 @@ def _distributions(run: Run, real: list[ImageRecord],
                    trainings: dict[str, list[str]]) -> dict[str, Distribution]:  # fmt: skip
     out = {"real": _distribution(real, [])}
     for variant in trainings:
-        if variant != "baseline":
+        if split_variant(variant)[0] not in REAL_ONLY:
             out[variant] = _distribution(real, _kept(run, variant))
     return out
 
@@ -201,7 +209,7 @@ def _arm(run: Run, variant: str, names: list[str]) -> ArmResult:
         for c, v in seed_per_class.items():
             per_class[c].append(v)
     images = SyntheticImages()
-    if arm != "baseline":
+    if arm not in REAL_ONLY:
         from atlantis.plan.stage import load_summary
 
         gen = run.require(f"generate/{arm}").counts
@@ -212,6 +220,29 @@ def _arm(run: Run, variant: str, names: list[str]) -> ArmResult:
     return ArmResult(name=variant, description=about, synthetic_images=images,
                      seeds=seeds,
                      per_class_r1={c: sum(v) / len(v) for c, v in per_class.items()})  # fmt: skip
+
+
+def _affected(run: Run, cfg: AtlantisConfig, data: ReportData) -> AffectedClasses | None:
+    """R@1 on the classes the scenario took images from (else the insight's under-represented
+    classes) vs the rest; None when neither names any class.
+
+    A scenario may list a class it took nothing from (e.g. domain scarcity where the class has
+    no image of the dropped domain), so only classes with ``dropped > 0`` count as touched.
+    """
+    from atlantis.data.ingest import load_scenario
+
+    scenario = load_scenario(run) if run.read_manifest("ingest") is not None else None
+    if scenario and scenario.get("kind", "none") != "none":
+        per_class = scenario.get("per_class", {})
+        order = [*scenario.get("classes", []), *per_class]
+        touched = [c for c in dict.fromkeys(order) if per_class.get(c, {}).get("dropped", 0) > 0]
+        if touched:
+            return affected_class_r1(data.arms, touched, "scenario", cfg.data.split)
+        return None
+    if data.insight is not None and data.insight.under_represented:
+        return affected_class_r1(data.arms, data.insight.under_represented, "insight",
+                                 cfg.data.split)  # fmt: skip
+    return None
 
 
 def _count(value: Any) -> int | None:
@@ -232,9 +263,9 @@ def _filters(run: Run, trainings: dict[str, list[str]]) -> dict[str, FilterSumma
 
     out = {}
     for variant in trainings:
-        if variant == "baseline":
-            continue
         arm, delta = split_variant(variant)
+        if arm in REAL_ONLY:
+            continue
         stats = load_filter_stats(run, arm, delta)
         folder = filter_result_dir(run, arm, delta).relative_to(run.root)
         t = stats["totals"]

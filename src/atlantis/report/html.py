@@ -18,9 +18,18 @@ from pathlib import Path
 from atlantis.insight.report import _CSS, _e, _fmt, _short, _table
 from atlantis.redact import write_redacted
 from atlantis.report.charts import distribution_charts, diverging_bars, review_images
-from atlantis.report.schema import PairedStat, ReportData, SeedResult, metric_order
+from atlantis.report.schema import (
+    AffectedClasses,
+    Headroom,
+    HeadroomDiff,
+    MetricStat,
+    PairedStat,
+    ReportData,
+    SeedResult,
+    metric_order,
+)
 
-__all__ = ["render_report"]
+__all__ = ["headroom_sentence", "render_report"]
 
 _MORE_CSS = """
 .notes{background:#fff4d6;border:1px solid #e5b94a;border-radius:6px;padding:6px 14px}
@@ -117,6 +126,97 @@ def _paired(data: ReportData) -> str:
         f"(significant).</p>{_htable(['difference', *metrics, 'paired seeds'], rows)}"
         + (f"<ul>{sentences}</ul>" if sentences else "")
     )
+
+
+def _interval_words(d: HeadroomDiff) -> str:
+    """How the headroom's noise was judged, for the sentence (plain text)."""
+    p = d.paired
+    if p is not None and p.lo is not None and p.hi is not None:
+        return (f"{round(100 * p.confidence):d} % paired interval {100 * p.lo:.1f} to "
+                f"{100 * p.hi:.1f} over {p.n} seeds")  # fmt: skip
+    if d.within_noise is None:
+        return "one seed, no interval"
+    return f"± {100 * d.std:.1f} over the seeds, no shared seeds to pair"
+
+
+def headroom_sentence(h: Headroom) -> str:
+    """The headroom in words (plain text, not escaped).
+
+    The point of an oracle is to say whether the run could have shown anything: if putting
+    the withheld real images back does not measurably help, no augmentation arm's win or loss
+    in this run is evidence about augmentation, and the reader must be told so first.
+    """
+    d = h.overall
+    gain = f"{100 * d.mean:+.1f} points R@1 over {h.baseline} ({_interval_words(d)})"
+    lead = f"Restoring the images the scenario withheld ({h.oracle}) gives {gain}"
+    if h.has_headroom is False:
+        why = ("within the seeds' noise" if d.within_noise else
+               f"the {h.oracle} does not beat {h.baseline}")  # fmt: skip
+        return (f"{lead}: {why}. This scenario cannot show an augmentation effect: even the "
+                "real images it took away do not measurably help, so no arm's difference "
+                "here is evidence for or against augmentation.")  # fmt: skip
+    if h.has_headroom is None:
+        return (f"{lead}: with one seed the noise is unknown, so whether this scenario can "
+                "show an augmentation effect is undecided (train more seeds).")  # fmt: skip
+    shares = [f"{arm} recovers {100 * v:.0f} %" for arm, v in d.shares.items() if v is not None]
+    tail = f" Of that headroom, {', '.join(shares)}." if shares else ""
+    return (f"{lead}: the scenario leaves room for augmentation to help, and this is the most "
+            f"any augmentation could gain.{tail}")  # fmt: skip
+
+
+def _stat_cell(stat: MetricStat | None) -> str:
+    return "—" if stat is None else f"{_pct(stat.mean)} ± {_pct(stat.std)}"
+
+
+def _headroom_rows(h: Headroom) -> tuple[list[str], list[list[str]]]:
+    arms = list(dict.fromkeys(a for d in (h.overall, h.affected) if d for a in d.shares))
+    rows = []
+    for label, d in (("all test classes", h.overall), ("affected classes", h.affected)):
+        if d is None:
+            continue
+        p = d.paired
+        interval = ("—" if p is None or p.lo is None or p.hi is None
+                    else f"[{100 * p.lo:+.1f}, {100 * p.hi:+.1f}]")  # fmt: skip
+        shares = [("—" if (v := d.shares.get(a)) is None else f"{100 * v:.0f} %")
+                  for a in arms]  # fmt: skip
+        rows.append([label, f"{_delta(d.mean)} ± {100 * d.std:.1f}", interval, str(d.n),
+                     *shares])  # fmt: skip
+    header = ["classes", "headroom (points)", "95 % paired interval", "seeds",
+              *(f"{a}: share recovered" for a in arms)]  # fmt: skip
+    return header, rows
+
+
+def _affected_part(a: AffectedClasses) -> str:
+    named = ", ".join(a.classes[:12]) + (" ..." if len(a.classes) > 12 else "")
+    what = ("the classes the scenario took training images from" if a.source == "scenario"
+            else "the classes the insight flagged as under-represented")  # fmt: skip
+    intro = f"<h3>Affected classes</h3><p>R@1 on {_e(what)} ({len(a.classes)}: {_e(named)})"
+    if not a.applicable:
+        return f"{intro}: {_e(a.note)}.</p>"
+    arms = list(dict.fromkeys([*a.affected, *a.rest]))
+    rows = [[_e(arm), _stat_cell(a.affected.get(arm)), _stat_cell(a.rest.get(arm))]
+            for arm in arms]  # fmt: skip
+    return (f"{intro} and on the other test classes, per arm: the mean of per-class R@1 over "
+            f"each group, mean ± std over seeds, in percent. {len(a.test_classes)} "
+            f"affected and {a.n_rest} other test classes.</p>"
+            + _htable(["arm", "affected classes R@1", "other classes R@1"], rows))  # fmt: skip
+
+
+def _headroom(data: ReportData) -> str | None:
+    """Oracle headroom and the affected-class table: could this run show an effect at all?"""
+    parts = []
+    if (h := data.headroom) is not None:
+        header, rows = _headroom_rows(h)
+        parts.append(
+            f"<p><b>{_e(headroom_sentence(h))}</b></p><p>Headroom = {_e(h.oracle)} − "
+            f"{_e(h.baseline)} R@1 (mean ± std over seeds); share recovered = (arm "
+            f"− {_e(h.baseline)}) / ({_e(h.oracle)} − {_e(h.baseline)}), left out "
+            f"when there is no headroom. Within the noise when: {_e(h.rule)}.</p>"
+            + _htable(header, rows)
+        )
+    if data.affected_classes is not None:
+        parts.append(_affected_part(data.affected_classes))
+    return "".join(parts) or None
 
 
 def _header(data: ReportData, nav: str) -> str:
@@ -354,6 +454,8 @@ def render_report(data: ReportData, path: Path | str, *, max_grid_classes: int =
         ("data", "Training data before and after augmentation", distribution_charts(data),
          "No class counts in this run."),
         ("retrieval", "Retrieval", _retrieval(data), "No arm was trained."),
+        ("headroom", "Headroom and affected classes", _headroom(data),
+         "No oracle arm and no affected classes in this run."),
         ("deltas", "Per-class R@1 vs baseline", _deltas(data),
          "No per-class R@1 to compare with the baseline."),
         ("filter", "ORDC filter", _filter(data, max_grid_classes), "No filter ran."),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -30,12 +30,15 @@ __all__ = [
     "REPORT_SCHEMA_VERSION",
     "AdversarialRow",
     "AdversarialTable",
+    "AffectedClasses",
     "ArmResult",
     "CostTable",
     "CostTerm",
     "Distribution",
     "FilterSummary",
     "GridImages",
+    "Headroom",
+    "HeadroomDiff",
     "InsightSummary",
     "MetricStat",
     "PairedInterval",
@@ -43,6 +46,8 @@ __all__ = [
     "ReportData",
     "SeedResult",
     "SyntheticImages",
+    "affected_class_r1",
+    "headroom",
     "load_report_json",
     "metric_order",
     "paired_comparisons",
@@ -221,6 +226,65 @@ class CostTable(_Model):
     notes: list[str] = Field(default_factory=list)
 
 
+class AffectedClasses(_Model):
+    """Test R@1 on the classes a scenario touched (or the insight flagged) and on the rest.
+
+    A group's R@1 for one seed is the mean of that seed's per-class R@1 over the group's test
+    classes (every class weighs the same, as in the per-class table); ``affected`` / ``rest``
+    are then mean ± sample std of that over the arm's seeds. Per-class R@1 is measured on the
+    *test* split: under ``zsl`` its classes are unseen and differ from the training classes a
+    scenario touches, so ``applicable`` is False and ``note`` says why instead of a number.
+    """
+
+    source: Literal["scenario", "insight"]
+    classes: list[str] = Field(default_factory=list)  # the touched / flagged training classes
+    applicable: bool = True
+    note: str = ""
+    test_classes: list[str] = Field(default_factory=list)  # ``classes`` found in the test split
+    n_rest: int = 0  # test classes outside ``classes``
+    affected: dict[str, MetricStat] = Field(default_factory=dict)  # arm -> over seeds
+    rest: dict[str, MetricStat] = Field(default_factory=dict)  # arm -> over seeds
+
+
+class HeadroomDiff(_Model):
+    """Oracle minus baseline R@1 on one group of classes (``overall`` or ``affected``).
+
+    ``mean`` is the oracle's mean minus the baseline's. ``std`` is the sample std of the
+    per-seed differences when at least two seeds are shared (the paired spread), otherwise
+    ``sqrt(std_oracle**2 + std_baseline**2)``. ``paired`` is the paired interval
+    (:mod:`atlantis.report.stats`) when seeds are shared. ``shares`` maps each augmented arm
+    to ``(arm - baseline) / (oracle - baseline)``: the part of the headroom it recovers
+    (None when there is no headroom to divide by: a ratio over seed noise means nothing).
+    """
+
+    mean: float
+    std: float
+    n: int  # paired seeds, or the fewer seeds of the two arms when none are shared
+    paired: PairedInterval | None = None
+    within_noise: bool | None = None  # None: one seed everywhere, the noise is unknown
+    shares: dict[str, float | None] = Field(default_factory=dict)
+
+
+class Headroom(_Model):
+    """How much an ``oracle`` arm (the scenario's withheld real images restored) beats the
+    baseline: the most any augmentation could recover, and what each arm recovered.
+
+    ``rule`` says in words how ``within_noise`` was decided, so a reader of report.json need
+    not guess: with paired seeds, the 95 % interval includes 0; with unpaired seeds,
+    ``|headroom|`` is below the larger of the two arms' seed std; with one seed everywhere,
+    undecided (``None``).
+    """
+
+    oracle: str = "oracle"
+    baseline: str = "baseline"
+    overall: HeadroomDiff
+    affected: HeadroomDiff | None = None  # None without applicable affected-class metrics
+    rule: str = ""
+    # True: a positive headroom beyond the noise; False: within the noise or not positive
+    # (this scenario cannot show an augmentation effect); None: one seed, undecided.
+    has_headroom: bool | None = None
+
+
 class ReportData(_Model):
     """The whole report. ``distributions`` is keyed ``"real"`` and by arm name."""
 
@@ -241,6 +305,10 @@ class ReportData(_Model):
     paired: list[PairedStat] = Field(default_factory=list)
     # Arm -> class -> paired R@1 difference vs the baseline (only with >= 2 shared seeds).
     per_class_paired: dict[str, dict[str, PairedInterval]] = Field(default_factory=dict)
+    # R@1 on the classes the scenario touched (or the insight flagged) vs the rest, per arm.
+    affected_classes: AffectedClasses | None = None
+    # Oracle - baseline R@1 and each augmented arm's recovered share (runs with an oracle).
+    headroom: Headroom | None = None
     filter: dict[str, FilterSummary] = Field(default_factory=dict)
     adversarial: AdversarialTable | None = None
     cost: CostTable | None = None
@@ -369,6 +437,119 @@ def per_class_paired(arms: list[ArmResult], baseline: str) -> dict[str, dict[str
         if row:
             out[a.name] = row
     return out
+
+
+ZSL_NOT_APPLICABLE = (
+    "not applicable (zsl: the scenario touches training classes, the test split has other classes)"
+)
+ORACLE = "oracle"
+RULE_PAIRED = "the oracle - baseline paired 95 % interval over shared seeds includes 0"
+RULE_UNPAIRED = "|oracle - baseline| is below the larger of the two arms' seed std"
+RULE_UNKNOWN = "one seed per arm: the seeds' noise is unknown, so no verdict"
+
+
+def _group_stat(seeds: list[SeedResult], classes: set[str], inside: bool) -> dict[int, float]:
+    """Seed -> mean per-class R@1 over the seed's test classes in (or outside) ``classes``."""
+    out = {}
+    for s in seeds:
+        values = [v for c, v in s.per_class_r1.items() if (c in classes) == inside]
+        if values:
+            out[s.seed] = statistics.fmean(values)
+    return out
+
+
+def _stat(values: dict[int, float]) -> MetricStat:
+    v = list(values.values())
+    return MetricStat(mean=statistics.fmean(v), std=statistics.stdev(v) if len(v) > 1 else 0.0,
+                      n=len(v))  # fmt: skip
+
+
+def affected_class_r1(arms: list[ArmResult], classes: list[str],
+                      source: Literal["scenario", "insight"], split: str) -> AffectedClasses:  # fmt: skip
+    """Per arm, R@1 over the affected test classes and over the rest (see AffectedClasses).
+
+    Under ``zsl`` nothing is computed: the numbers would be over test classes the scenario
+    never touched, and an empty "affected" group would read as a measurement.
+    """
+    if split == "zsl":
+        return AffectedClasses(source=source, classes=list(classes), applicable=False,
+                               note=ZSL_NOT_APPLICABLE)  # fmt: skip
+    wanted = set(classes)
+    trained = [a for a in arms if a.name not in REFERENCE_ARMS and a.seeds]
+    tested = {c for a in trained for s in a.seeds for c in s.per_class_r1}
+    out = AffectedClasses(source=source, classes=list(classes),
+                          test_classes=sorted(wanted & tested),
+                          n_rest=len(tested - wanted))  # fmt: skip
+    if not out.test_classes:
+        out.applicable = False
+        out.note = ("not applicable: none of these classes is in the test split's per-class "
+                    "R@1")  # fmt: skip
+        return out
+    for a in trained:
+        if inner := _group_stat(a.seeds, wanted, True):
+            out.affected[a.name] = _stat(inner)
+        if outer := _group_stat(a.seeds, wanted, False):
+            out.rest[a.name] = _stat(outer)
+    return out
+
+
+def _headroom_diff(
+    per_arm: dict[str, dict[int, float]], baseline: str, oracle: str
+) -> HeadroomDiff | None:
+    """Oracle - baseline on one group, with the noise verdict and each arm's share."""
+    o, b = per_arm.get(oracle), per_arm.get(baseline)
+    if not o or not b:
+        return None
+    so, sb = _stat(o), _stat(b)
+    got = _interval(o, b)
+    paired = got[0] if got is not None else None
+    mean = so.mean - sb.mean
+    within: bool | None
+    if got is not None and got[1].n > 1:
+        std, n, within = statistics.stdev(got[1].diffs), got[1].n, not got[1].significant
+    else:
+        std = (so.std**2 + sb.std**2) ** 0.5
+        n = paired.n if paired is not None else min(so.n, sb.n)
+        noise = max(so.std, sb.std) if max(so.n, sb.n) > 1 else None
+        within = None if noise is None else abs(mean) < noise
+    diff = HeadroomDiff(mean=mean, std=std, n=n, paired=paired, within_noise=within)
+    for arm, values in per_arm.items():
+        if arm in (baseline, oracle):
+            continue
+        usable = within is not True and mean > 0
+        diff.shares[arm] = (_stat(values).mean - sb.mean) / mean if usable else None
+    return diff
+
+
+def headroom(arms: list[ArmResult], baseline: str = "baseline",
+             affected: AffectedClasses | None = None, oracle: str = ORACLE) -> Headroom | None:  # fmt: skip
+    """Oracle - baseline R@1, overall and on the affected classes; None without an oracle.
+
+    The shares are over the mean R@1 of each arm (not per seed): a per-seed ratio divides by
+    a per-seed headroom that can be 0 or negative. A headroom that is within the noise, or not
+    positive, gets no share at all.
+    """
+    trained = [a for a in arms if a.name not in REFERENCE_ARMS and a.seeds]
+    names = {a.name for a in trained}
+    if oracle not in names or baseline not in names:
+        return None
+    overall = {a.name: {s.seed: s.recall["R@1"] for s in a.seeds if "R@1" in s.recall}
+               for a in trained}  # fmt: skip
+    diff = _headroom_diff(overall, baseline, oracle)
+    if diff is None:
+        return None
+    group = None
+    if affected is not None and affected.applicable:
+        wanted = set(affected.classes)
+        group = _headroom_diff(
+            {a.name: _group_stat(a.seeds, wanted, True) for a in trained}, baseline, oracle
+        )
+    rule = (RULE_PAIRED if diff.paired is not None and diff.paired.lo is not None
+            else RULE_UNKNOWN if diff.within_noise is None else RULE_UNPAIRED)  # fmt: skip
+    has = (False if diff.mean <= 0 or diff.within_noise is True
+           else None if diff.within_noise is None else True)  # fmt: skip
+    return Headroom(oracle=oracle, baseline=baseline, overall=diff, affected=group, rule=rule,
+                    has_headroom=has)  # fmt: skip
 
 
 def _metric_key(name: str) -> tuple[int, float, str]:
