@@ -19,6 +19,8 @@ from atlantis.report.schema import (
     ArmResult,
     ReportData,
     SeedResult,
+    affected_class_r1,
+    headroom,
     load_report_json,
     metric_order,
     save_report_json,
@@ -296,3 +298,34 @@ def test_one_seed_says_so_and_steps_show_when_recorded(tmp_path: Path) -> None:
     _, parser = render(two, tmp_path / "two.html")
     assert "1 of 1 classes have a 95 % paired interval over 2 seeds" in parser.section("deltas")
     assert "120" in parser.section("retrieval")
+
+
+def _headroom_report(split: str, oracle_r1: list[float]) -> ReportData:
+    """Four arms on two seeds; "a" is the class the scenario touched, "b" the rest."""
+    r1 = {"baseline": [0.60, 0.62], "naive": [0.61, 0.63], "targeted": [0.65, 0.67],
+          "oracle": oracle_r1}  # fmt: skip
+    arms = [
+        ArmResult(name=arm, seeds=[SeedResult(seed=s, recall={"R@1": v},
+                                              per_class_r1={"a": v - 0.2, "b": 0.8})
+                                   for s, v in enumerate(values)])
+        for arm, values in r1.items()
+    ]  # fmt: skip
+    affected = affected_class_r1(arms, ["a"], "scenario", split)
+    return ReportData(arms=arms, affected_classes=affected,
+                      headroom=headroom(arms, "baseline", affected))  # fmt: skip
+
+
+def test_headroom_section_renders_the_numbers_and_the_sentence(tmp_path: Path) -> None:
+    _, parser = render(_headroom_report("fsl", [0.70, 0.72]), tmp_path / "h.html")
+    text = " ".join(parser.section("headroom").split())
+    assert "Restoring the images the scenario withheld (oracle) gives +10.0 points R@1" in text
+    assert "naive recovers 10 %" in text and "targeted recovers 50 %" in text
+    assert "targeted: share recovered" in text and "affected classes R@1" in text
+    assert "41.0 ± 1.4" in text and "80.0 ± 0.0" in text  # baseline on "a", then on "b"
+
+
+def test_headroom_section_says_when_no_effect_can_show(tmp_path: Path) -> None:
+    _, parser = render(_headroom_report("zsl", [0.61, 0.61]), tmp_path / "h.html")
+    text = " ".join(parser.section("headroom").split())
+    assert "This scenario cannot show an augmentation effect" in text
+    assert "not applicable (zsl: the scenario touches training classes" in text

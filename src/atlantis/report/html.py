@@ -152,9 +152,15 @@ def headroom_sentence(h: Headroom) -> str:
     if h.has_headroom is False:
         why = ("within the seeds' noise" if d.within_noise else
                f"the {h.oracle} does not beat {h.baseline}")  # fmt: skip
-        return (f"{lead}: {why}. This scenario cannot show an augmentation effect: even the "
-                "real images it took away do not measurably help, so no arm's difference "
-                "here is evidence for or against augmentation.")  # fmt: skip
+        out = (f"{lead}: {why}. This scenario cannot show an augmentation effect: even the "
+               "real images it took away do not measurably help, so no arm's difference "
+               "here is evidence for or against augmentation.")  # fmt: skip
+        a = h.affected
+        if a is not None and a.within_noise is False and a.mean > 0:
+            out += (f" On the affected classes alone the {h.oracle} gains "
+                    f"{100 * a.mean:+.1f} points ({_interval_words(a)}), so an effect could "
+                    "show only there.")  # fmt: skip
+        return out
     if h.has_headroom is None:
         return (f"{lead}: with one seed the noise is unknown, so whether this scenario can "
                 "show an augmentation effect is undecided (train more seeds).")  # fmt: skip
