@@ -24,7 +24,8 @@ def test_loop_defaults_and_validation() -> None:
     loop = LoopConfig()
     assert loop.arms == ["baseline", "naive", "targeted"] and loop.seeds == 3
     assert LoopConfig(arms=["targeted", "baseline", "targeted"]).arms == ["targeted", "baseline"]
-    for bad in ({"arms": []}, {"arms": ["oracle"]}, {"seeds": 0}, {"armz": ["baseline"]}):
+    assert LoopConfig(arms=["baseline", "oracle"]).arms == ["baseline", "oracle"]
+    for bad in ({"arms": []}, {"arms": ["oracel"]}, {"seeds": 0}, {"armz": ["baseline"]}):
         with pytest.raises(ValidationError):
             LoopConfig(**bad)
 

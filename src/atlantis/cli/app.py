@@ -35,7 +35,10 @@ ImageSizeOpt = Annotated[
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, auto")]
 
-_ARM_HELP = "Arm: baseline (real images only), naive (untargeted plan), targeted (ATLANTIS)."
+_ARM_HELP = (
+    "Arm: baseline (real images only), naive (untargeted plan), targeted (ATLANTIS), "
+    "oracle (real + the scenario's withheld images)."
+)
 ArmOpt = Annotated[str, typer.Option("--arm", help=_ARM_HELP)]
 #: ``--arm`` where leaving it out means something else (the planner's arm, every arm...).
 MaybeArmOpt = Annotated[str | None, typer.Option("--arm", help=_ARM_HELP)]

@@ -148,3 +148,19 @@ def load_scenario(run: Run) -> dict | None:
     if not path.exists():
         raise StageError(f"{path} is missing; re-run: atlantis ingest ... --out {run.root} --force")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_dropped(run: Run) -> list[ImageRecord] | None:
+    """The training records the ingest scenario withheld (``dropped.jsonl``), in input order.
+
+    None when no scenario was applied (``kind: none``): then nothing was withheld, which is
+    not the same as a scenario that happened to drop no image (an empty list). The oracle
+    arm (``atlantis.train.stage``) restores exactly these records to training.
+    """
+    m = run.require(STAGE)
+    if "dropped.jsonl" not in m.outputs:
+        return None
+    path = run.stage_dir(STAGE) / "dropped.jsonl"
+    if not path.exists():
+        raise StageError(f"{path} is missing; re-run: atlantis ingest ... --out {run.root} --force")
+    return read_records(path)

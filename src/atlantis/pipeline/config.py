@@ -6,7 +6,10 @@ An *arm* is one way of making the training set, all at the same synthetic-image 
 * ``baseline``: the real training images only;
 * ``naive``: the naive-untargeted plan (NA, supplement E) with no ORDC (the paper's
   baseline keeps every image; ``naive_filter: true`` filters it like the targeted arm);
-* ``targeted``: ATLANTIS: the insight-driven plan, ORDC, and the filtering feedback.
+* ``targeted``: ATLANTIS: the insight-driven plan, ORDC, and the filtering feedback;
+* ``oracle`` (only with a ``data.scenario``): the real images the scenario withheld, put back.
+  No augmentation can add more than the data that was taken away, so oracle - baseline is
+  the headroom a scenario leaves; like ``baseline`` it needs no plan, source or filter.
 
 Each arm trains ``seeds`` times (``train.seed``, ``train.seed + 1``...) and the report gives
 the mean and spread: one seed's difference between arms is often within its noise.
@@ -21,8 +24,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ARM_KINDS = ("baseline", "naive", "targeted")
-Arm = Literal["baseline", "naive", "targeted"]
+ARM_KINDS = ("baseline", "naive", "targeted", "oracle")
+Arm = Literal["baseline", "naive", "targeted", "oracle"]
+#: Arms of real images only (see ``atlantis.train.stage.REAL_ARMS``): never planned,
+#: sourced or filtered, and without synthetic-image counts.
+REAL_ARMS = ("baseline", "oracle")
+#: Why an oracle arm needs a scenario: one line, the same at ``run --check`` and train time.
+ORACLE_NEEDS_SCENARIO = (
+    "the oracle arm restores the training images the scenario withheld "
+    "(ingest/dropped.jsonl), but data.scenario.kind is none: there is nothing to restore; "
+    "set data.scenario (class_imbalance, domain_scarcity or few_shot) or use the baseline arm"
+)
+
+
+def augmented_arms(arms: list[str]) -> list[str]:
+    """The arms that add synthetic images (plan, source, filter), in ``arms``' order."""
+    return [a for a in arms if a not in REAL_ARMS]
 
 
 class LoopConfig(BaseModel):

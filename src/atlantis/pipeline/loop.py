@@ -6,7 +6,8 @@ ingest -> caption -> embed -> insight -> for each augmented arm: plan -> source 
 set (X_s) -> the untrained backbone's R@K (the reference training must beat) -> adversarial
 robustness -> the report (``report.html`` + ``report.json``). With ``loop.filter_space:
 baseline`` the baseline arm trains before the others are filtered: ORDC then measures in
-its space, as the paper does.
+its space, as the paper does. The ``oracle`` arm (with a ``data.scenario``) trains on the
+real images plus those the scenario withheld; like the baseline it is never sourced.
 
 Nothing here computes anything itself: each step is a stage function that skips its work
 when its manifest says it is up to date, so running the loop again after a kill (or after
@@ -28,15 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from atlantis.config import AtlantisConfig
-from atlantis.errors import AtlantisError, StageError
+from atlantis.errors import AtlantisError, ConfigError, StageError
 from atlantis.filtering.config import FilterConfig
-from atlantis.pipeline.config import LoopConfig
+from atlantis.pipeline.config import ORACLE_NEEDS_SCENARIO, REAL_ARMS, LoopConfig, augmented_arms
 from atlantis.pipeline.result import LoopResult, split_variant
 from atlantis.registry import UnknownNameError
 from atlantis.store.run import Run
 from atlantis.train.config import TrainConfig
 
-BASELINE, NAIVE, TARGETED = "baseline", "naive", "targeted"
+BASELINE, NAIVE, TARGETED, ORACLE = "baseline", "naive", "targeted", "oracle"
 #: What ``naive_filter: false`` means: keep everything (no ORDC, no diversity control).
 NO_FILTER = FilterConfig(delta=float("inf"), dedup_threshold=None, grid_per_class=0)
 
@@ -99,6 +100,9 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
     from atlantis.embed.stage import embed
     from atlantis.insight.stage import insight
 
+    problem = oracle_problem(cfg)
+    if problem:  # before any stage runs: the oracle would fail only after the other arms
+        raise ConfigError(problem)
     result = LoopResult(run.root)
     timed = _timer(result.timings)
     with timed("ingest"):
@@ -109,7 +113,7 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
         embed(run, cfg.embed, progress=progress)
     with timed("insight"):
         insight(run, cfg.insight, progress=progress)
-    augmented = [a for a in cfg.loop.arms if a != BASELINE]
+    augmented = augmented_arms(cfg.loop.arms)  # baseline and oracle: real images, no sourcing
     if cfg.loop.filter_space == "baseline" and augmented and cfg.filter.embedder is None:
         with timed(f"train/{BASELINE}"):  # ORDC measures in this model's space
             result.trainings.update(train_arm(run, cfg, BASELINE, progress=progress, say=say))
@@ -182,7 +186,10 @@ def check_config(cfg: AtlantisConfig) -> list[str]:
     check("caption.captioner", lambda: _build("caption", cfg))
     check("embed.embedder", lambda: _build("embed", cfg))
     check("insight.llm", lambda: create_llm(cfg.insight.llm, **cfg.insight.llm_options))
-    augmented = [a for a in cfg.loop.arms if a != BASELINE]
+    problem = oracle_problem(cfg)
+    if problem:
+        problems.append(problem)
+    augmented = augmented_arms(cfg.loop.arms)
     if augmented:
         check("plan.llm", lambda: create_llm(cfg.plan.llm, **cfg.plan.llm_options))
         check("generate.source", lambda: _build("generate", cfg))
@@ -192,6 +199,17 @@ def check_config(cfg: AtlantisConfig) -> list[str]:
     check("train.backbone", lambda: _check_backbone(cfg.train))
     check("train.loss", lambda: _check_loss(cfg.train, classes))
     return problems
+
+
+def oracle_problem(cfg: AtlantisConfig) -> str | None:
+    """Why ``loop.arms`` cannot hold ``oracle`` here (None: it can, or it is not listed).
+
+    The oracle restores what the scenario withheld; under ``data.scenario.kind: none`` that
+    is nothing, and the arm would silently be a second baseline.
+    """
+    if ORACLE in cfg.loop.arms and cfg.data.scenario.kind == "none":
+        return f"loop.arms: {ORACLE_NEEDS_SCENARIO}"
+    return None
 
 
 def _check_data(cfg: AtlantisConfig) -> Any:
@@ -310,7 +328,7 @@ def train_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,
 
     fcfg = filter_config(cfg, arm)
     deltas: list[float | None] = [None]
-    if arm != BASELINE and fcfg.is_sweep:
+    if arm not in REAL_ARMS and fcfg.is_sweep:
         deltas = list(fcfg.deltas)
     out: dict[str, list[str]] = {}
     steps = comparison_steps(run, cfg)  # the same for every arm, seed and delta

@@ -1,7 +1,9 @@
 """The train stage ``train/<arm>``: DML training, then the test report and the training feedback.
 
-Arms: ``baseline`` trains on the real training images only; every other arm (``naive``,
-``targeted``, ...) adds the synthetic images its filter stage kept
+Arms: ``baseline`` trains on the real training images only; ``oracle`` (runs with a
+``data.scenario`` only) on those plus exactly the real training images the scenario withheld
+(``ingest/dropped.jsonl``): the upper bound any augmentation could reach; every other arm
+(``naive``, ``targeted``, ...) adds the synthetic images its filter stage kept
 (``atlantis.filtering.stage.load_kept(run, arm, delta)``), so arms differ only in that data.
 After a filter delta sweep, each delta trains as ``train/<arm>/delta-<d>``, and
 ``feedback.select_best_arm`` picks the best of them on validation R@1 (supplement F).
@@ -38,6 +40,7 @@ from atlantis.data.ingest import load_ingested
 from atlantis.data.records import ImageRecord
 from atlantis.errors import ConfigError, InputError, StageError
 from atlantis.evaluation.recall import default_ks, evaluate_retrieval
+from atlantis.pipeline.config import ORACLE_NEEDS_SCENARIO, REAL_ARMS
 from atlantis.store.atomic import atomic_save_npy, atomic_write_text
 from atlantis.store.run import Run, StageManifest
 from atlantis.train import checkpoint as ckpt
@@ -51,6 +54,7 @@ from atlantis.train.runtime import Runtime
 from atlantis.train.trunk import embed_via_trunk
 
 BASELINE = "baseline"
+ORACLE = "oracle"
 
 
 def stage_name(arm: str, delta: float | None = None, tag: str | None = None) -> str:
@@ -72,13 +76,23 @@ def seed_tag(cfg: TrainConfig, seed: int) -> str | None:
 
 def split_records(run: Run, arm: str, delta: float | None = None,
                   ) -> tuple[dict[str, list[ImageRecord]], dict[str, str]]:  # fmt: skip
-    """Records per split (train = real train + the arm's kept images) and the stage inputs."""
+    """Records per split and the stage inputs: train = the real training records, plus the
+    arm's kept synthetic images (augmented arms) or the scenario's withheld real ones
+    (``oracle``, a ``ConfigError`` without a scenario: it would silently be the baseline)."""
     records, _ = load_ingested(run)
     splits = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
     inputs = {"ingest": run.output_hash("ingest")}
+    if arm in REAL_ARMS and delta is not None:
+        raise ConfigError(f"the {arm} arm trains on real images only: it has no delta")
     if arm == BASELINE:
-        if delta is not None:
-            raise ConfigError("the baseline arm trains on real images only: it has no delta")
+        return splits, inputs
+    if arm == ORACLE:  # ingest's output hash covers dropped.jsonl: no other input
+        from atlantis.data.ingest import load_dropped
+
+        dropped = load_dropped(run)
+        if dropped is None:
+            raise ConfigError(f"{run.root}: {ORACLE_NEEDS_SCENARIO}")
+        splits["train"] = splits["train"] + [r for r in dropped if r.split == "train"]
         return splits, inputs
     from atlantis.filtering.stage import load_kept
 
