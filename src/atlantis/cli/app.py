@@ -37,7 +37,7 @@ DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda
 
 _ARM_HELP = (
     "Arm: baseline (real images only), naive (untargeted plan), targeted (ATLANTIS), "
-    "oracle (real + the scenario's withheld images)."
+    "oracle (train only: real + the scenario's withheld images)."
 )
 ArmOpt = Annotated[str, typer.Option("--arm", help=_ARM_HELP)]
 #: ``--arm`` where leaving it out means something else (the planner's arm, every arm...).
