@@ -16,6 +16,7 @@ from typing import Any
 
 from atlantis.config import AtlantisConfig
 from atlantis.data.records import ImageRecord
+from atlantis.pipeline.config import REAL_ARMS
 from atlantis.pipeline.result import LoopResult, split_variant
 from atlantis.report.schema import (
     AdversarialRow,
@@ -42,8 +43,6 @@ DESCRIPTIONS = {
     "targeted": "ATLANTIS: insight-driven plan, ORDC filter, filtering feedback",
     "oracle": "the scenario's withheld real images restored: the upper bound of augmentation",
 }
-#: Arms trained on real images only: no plan, generate or filter stage to read.
-REAL_ONLY = frozenset({"baseline", "oracle"})
 
 
 def write_report(run: Run, cfg: AtlantisConfig, result: LoopResult) -> tuple[Path, Path]:
@@ -187,7 +186,7 @@ def _distributions(run: Run, real: list[ImageRecord],
                    trainings: dict[str, list[str]]) -> dict[str, Distribution]:  # fmt: skip
     out = {"real": _distribution(real, [])}
     for variant in trainings:
-        if split_variant(variant)[0] not in REAL_ONLY:
+        if split_variant(variant)[0] not in REAL_ARMS:
             out[variant] = _distribution(real, _kept(run, variant))
     return out
 
@@ -209,7 +208,7 @@ def _arm(run: Run, variant: str, names: list[str]) -> ArmResult:
         for c, v in seed_per_class.items():
             per_class[c].append(v)
     images = SyntheticImages()
-    if arm not in REAL_ONLY:
+    if arm not in REAL_ARMS:
         from atlantis.plan.stage import load_summary
 
         gen = run.require(f"generate/{arm}").counts
@@ -264,7 +263,7 @@ def _filters(run: Run, trainings: dict[str, list[str]]) -> dict[str, FilterSumma
     out = {}
     for variant in trainings:
         arm, delta = split_variant(variant)
-        if arm in REAL_ONLY:
+        if arm in REAL_ARMS:
             continue
         stats = load_filter_stats(run, arm, delta)
         folder = filter_result_dir(run, arm, delta).relative_to(run.root)
