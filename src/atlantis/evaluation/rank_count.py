@@ -60,14 +60,12 @@ def threshold_bytes(codes: np.ndarray, need_all: bool, itemsize: int, workers: i
     return m * (itemsize + 8 + 8 * workers)
 
 
-def _label_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stable label sort: (order, class start, class end) per grid position."""
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
+def _class_ranges(sorted_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(class start, class end) per grid position of items laid in label order."""
     counts = np.bincount(sorted_codes)
     ends = np.cumsum(counts)
     starts = ends - counts
-    return order, starts[sorted_codes], ends[sorted_codes]
+    return starts[sorted_codes], ends[sorted_codes]
 
 
 def _band_blocks(grid: BlockGrid, class_end: np.ndarray) -> Iterator[tuple[int, int]]:
@@ -127,7 +125,10 @@ def count_positive_ranks(
         raise ValueError("count_positive_ranks needs a symmetric grid laid over the label order")
     workers = max(1, workers or torch.get_num_threads())
     order = grid.order
-    _, class_start, class_end = _label_order(codes)
+    sorted_codes = codes[order]
+    if np.any(sorted_codes[1:] < sorted_codes[:-1]):
+        raise ValueError("count_positive_ranks: the grid's order must sort the items by label")
+    class_start, class_end = _class_ranges(sorted_codes)
     n = len(codes)
     r_pos = class_end - class_start - 1
     offsets = np.zeros(n + 1, dtype=np.int64)
@@ -189,4 +190,4 @@ def _ramp(lengths: np.ndarray) -> np.ndarray:
 
 def label_grid_order(codes: np.ndarray) -> np.ndarray:
     """The permutation a rank-counting grid is laid over: items stably sorted by label."""
-    return _label_order(codes)[0]
+    return np.argsort(codes, kind="stable")

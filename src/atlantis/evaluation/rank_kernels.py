@@ -24,40 +24,13 @@ _jit = numba.njit(nogil=True, cache=True, error_model="numpy")
 
 
 @_jit
-def _row_keys(dot, i, q, c0, kind, sq, w, out):  # type: ignore[no-untyped-def]
-    """Keys of query ``q`` (row ``i`` of ``dot``) against gallery positions ``c0 ..``."""
-    nc = dot.shape[1]
+def _key(d, kind, sq_q, sq_g, w_g):  # type: ignore[no-untyped-def]
+    """One key from one dot product (the scalar twin of the vector loops below)."""
     if kind == 0:
-        for k in range(nc):
-            out[k] = -dot[i, k]
-    elif kind == 1:
-        for k in range(nc):
-            d = dot[i, k]
-            out[k] = -(d + d) + sq[c0 + k]
-    else:
-        sq_q = sq[q]
-        for k in range(nc):
-            d = dot[i, k]
-            out[k] = ((-(d + d) + sq[c0 + k]) + sq_q) * w[c0 + k]
-
-
-@_jit
-def _col_keys(dot, i, g, c0, kind, sq, w, out):  # type: ignore[no-untyped-def]
-    """Keys of queries ``c0 ..`` (the columns) against gallery position ``g`` (row ``i``)."""
-    nc = dot.shape[1]
-    if kind == 0:
-        for k in range(nc):
-            out[k] = -dot[i, k]
-    elif kind == 1:
-        sq_g = sq[g]
-        for k in range(nc):
-            d = dot[i, k]
-            out[k] = -(d + d) + sq_g
-    else:
-        sq_g, w_g = sq[g], w[g]
-        for k in range(nc):
-            d = dot[i, k]
-            out[k] = ((-(d + d) + sq_g) + sq[c0 + k]) * w_g
+        return -d
+    if kind == 1:
+        return -(d + d) + sq_g
+    return ((-(d + d) + sq_g) + sq_q) * w_g
 
 
 @_jit
@@ -74,26 +47,19 @@ def collect_positive_keys(dot, r0, c0, diag, kind, sq, w, cls_start, cls_end, of
     column as a query of the rows. Slots follow class positions, i.e. original order.
     """
     nr, nc = dot.shape
-    buf = np.empty(nc, dot.dtype)
     for i in range(nr):
         p = r0 + i
-        lo, hi = max(cls_start[p], c0), min(cls_end[p], c0 + nc)
-        if lo >= hi:
-            continue
-        _row_keys(dot, i, p, c0, kind, sq, w, buf)
-        for k in range(lo, hi):
+        for k in range(max(cls_start[p], c0), min(cls_end[p], c0 + nc)):
             if k != p:
-                tkey[offsets[p] + _slot(p, k, cls_start[p])] = buf[k - c0]
+                v = _key(dot[i, k - c0], kind, sq[p], sq[k], w[k])
+                tkey[offsets[p] + _slot(p, k, cls_start[p])] = v
     if diag:
         return
     for i in range(nr):
         g = r0 + i
-        lo, hi = max(cls_start[g], c0), min(cls_end[g], c0 + nc)
-        if lo >= hi:
-            continue
-        _col_keys(dot, i, g, c0, kind, sq, w, buf)
-        for k in range(lo, hi):  # query k (a column), positive g
-            tkey[offsets[k] + _slot(k, g, cls_start[k])] = buf[k - c0]
+        for k in range(max(cls_start[g], c0), min(cls_end[g], c0 + nc)):  # query k, positive g
+            v = _key(dot[i, k - c0], kind, sq[k], sq[g], w[g])
+            tkey[offsets[k] + _slot(k, g, cls_start[k])] = v
 
 
 @_jit
@@ -113,16 +79,6 @@ def sort_thresholds(offsets, tkey, cls_start, orig):  # type: ignore[no-untyped-
             tkey[o + j] = seg[s]
             tidx[o + j] = orig[k]
     return tidx
-
-
-@_jit
-def _key(d, kind, sq_q, sq_g, w_g):  # type: ignore[no-untyped-def]
-    """One key from one dot product (the scalar twin of the vector loops below)."""
-    if kind == 0:
-        return -d
-    if kind == 1:
-        return -(d + d) + sq_g
-    return ((-(d + d) + sq_g) + sq_q) * w_g
 
 
 @_jit
