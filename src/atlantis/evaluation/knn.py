@@ -138,10 +138,12 @@ def _fill_keys(
             def job(a: int = a, b: int = b, rows: slice = rows, dst: Tensor = dst) -> None:
                 dst[:, grid.gallery_span(b)] = grid.keys(a, b, rows)
 
-            jobs.append(pool.submit(job) if pool is not None else job())
+            if pool is None:
+                job()
+            else:
+                jobs.append(pool.submit(job))
     for j in jobs:
-        if j is not None:
-            j.result()
+        j.result()
 
 
 def _reorder_ties(key: Tensor, vals: Tensor, idx: Tensor, k: int, order: np.ndarray
@@ -165,12 +167,11 @@ def _reorder_ties(key: Tensor, vals: Tensor, idx: Tensor, k: int, order: np.ndar
     if vals.shape[1] > k:
         boundary = (vals[:, k - 1] == vals[:, k]).nonzero().flatten()
     vals, idx_o = vals[:, :k].clone(), idx_o[:, :k].clone()
-    if boundary.numel() > 0:
-        for r in boundary.tolist():
-            row = key[r].cpu().numpy()
-            best = np.lexsort((order, row))[:k]
-            vals[r] = torch.from_numpy(row[best]).to(vals.device)
-            idx_o[r] = orig[torch.from_numpy(best).to(idx.device)]
+    for r in boundary.tolist():
+        row = key[r].cpu().numpy()
+        best = np.lexsort((order, row))[:k]
+        vals[r] = torch.from_numpy(row[best]).to(vals.device)
+        idx_o[r] = orig[torch.from_numpy(best).to(idx.device)]
     return vals, idx_o
 
 
@@ -180,7 +181,7 @@ def scan_grid(
     *,
     exclude_self: bool,
     chunk_size: int,
-    row_batch: int,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
 ) -> Iterator[tuple[int, int, Tensor, Tensor]]:
     """Top-k of every grid row, one chunk of grid rows at a time.
 
@@ -190,6 +191,10 @@ def scan_grid(
     """
     dev = grid.q.x.device
     n = grid.num_queries
+    # The selection's worst case (every key of a row tied: fallback topk / stable sort) holds
+    # about two copies of a row's keys plus int64 indices: batch rows within the budget too.
+    itemsize = grid.q.x.element_size()
+    row_batch = max(1, memory_budget_bytes // (2 * grid.num_gallery * (itemsize + _INDEX_BYTES)))
     rows_max = min(chunk_size, n)
     buffer = torch.empty((rows_max, grid.num_gallery), dtype=grid.q.x.dtype, device=dev)
     workers = max(1, torch.get_num_threads()) if dev.type == "cpu" else 1
@@ -264,11 +269,12 @@ def iter_knn(
     if chunk_size is None:
         chunk_size = query_chunk_size(num_gallery, k, itemsize, memory_budget_bytes,
                                       grid.row_tile)  # fmt: skip
-    # The selection's worst case (every key of a row tied: fallback topk / stable sort) holds
-    # about two copies of a row's keys plus int64 indices: batch rows within the budget too.
-    row_batch = max(1, memory_budget_bytes // (2 * num_gallery * (itemsize + _INDEX_BYTES)))
     for start, stop, idx, vals in scan_grid(
-        grid, k, exclude_self=bool(exclude_self), chunk_size=chunk_size, row_batch=row_batch
+        grid,
+        k,
+        exclude_self=bool(exclude_self),
+        chunk_size=chunk_size,
+        memory_budget_bytes=memory_budget_bytes,
     ):
         q = Prepared(*(None if t is None else t[start:stop] for t in grid.q))
         distances = dist.finalize(vals, q).to("cpu", torch.float32)

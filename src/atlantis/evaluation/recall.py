@@ -211,14 +211,13 @@ def _scan_topk(grid: BlockGrid, codes: np.ndarray, k_search: int, need_ap: bool,
     itemsize = grid.q.x.element_size()
     chunk = knn_kwargs.get("chunk_size") or query_chunk_size(n, k_search, itemsize, budget,
                                                              grid.tile)  # fmt: skip
-    row_batch = max(1, budget // (2 * n * (itemsize + 8)))
     codes_t = torch.from_numpy(codes)
     r_all = torch.from_numpy(np.bincount(codes)[codes] - 1)  # other same-label items
     first_hit = np.empty(n, dtype=np.int64)
     ap = np.full(n, np.nan)
     assert grid.order is not None
     for start, stop, idx, _ in scan_grid(grid, k_search, exclude_self=True, chunk_size=chunk,
-                                         row_batch=row_batch):  # fmt: skip
+                                         memory_budget_bytes=budget):  # fmt: skip
         queries = torch.from_numpy(grid.order[start:stop])
         idx = idx.cpu()
         rel = codes_t[idx] == codes_t[queries, None]
