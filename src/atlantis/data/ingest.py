@@ -139,15 +139,20 @@ def load_ingested(run: Run) -> tuple[list[ImageRecord], dict]:
     return read_records(run.stage_dir(STAGE) / "records.jsonl"), desc
 
 
-def load_scenario(run: Run) -> dict | None:
-    """The ingest scenario's summary (``scenario.json``), or None when no scenario was applied."""
-    m = run.require(STAGE)
-    if "scenario.json" not in m.outputs:
+def _optional_output(run: Run, name: str) -> Path | None:
+    """An ingest output that only a scenario writes: its path, or None without a scenario."""
+    if name not in run.require(STAGE).outputs:
         return None
-    path = run.stage_dir(STAGE) / "scenario.json"
+    path = run.stage_dir(STAGE) / name
     if not path.exists():
         raise StageError(f"{path} is missing; re-run: atlantis ingest ... --out {run.root} --force")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return path
+
+
+def load_scenario(run: Run) -> dict | None:
+    """The ingest scenario's summary (``scenario.json``), or None when no scenario was applied."""
+    path = _optional_output(run, "scenario.json")
+    return None if path is None else json.loads(path.read_text(encoding="utf-8"))
 
 
 def load_dropped(run: Run) -> list[ImageRecord] | None:
@@ -157,10 +162,5 @@ def load_dropped(run: Run) -> list[ImageRecord] | None:
     not the same as a scenario that happened to drop no image (an empty list). The oracle
     arm (``atlantis.train.stage``) restores exactly these records to training.
     """
-    m = run.require(STAGE)
-    if "dropped.jsonl" not in m.outputs:
-        return None
-    path = run.stage_dir(STAGE) / "dropped.jsonl"
-    if not path.exists():
-        raise StageError(f"{path} is missing; re-run: atlantis ingest ... --out {run.root} --force")
-    return read_records(path)
+    path = _optional_output(run, "dropped.jsonl")
+    return None if path is None else read_records(path)
