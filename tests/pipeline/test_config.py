@@ -57,3 +57,26 @@ def test_the_naive_arm_is_unfiltered_unless_asked(tmp_path) -> None:
     cfg.loop = cfg.loop.model_copy(update={"filter_space": "baseline"})
     spec = filter_config(cfg, "targeted", Run(tmp_path)).embedder
     assert spec == f"checkpoint:{tmp_path / 'train' / 'baseline'}"
+
+
+def test_budgets_must_increase_and_stay_within_the_plan() -> None:
+    assert LoopConfig(budgets=[50, 100]).budgets == [50, 100]
+    for bad, words in (([100, 50], "strictly increasing: 50 at position 1 follows 100"),
+                       ([50, 50], "strictly increasing"), ([0, 10], "budgets\\[0\\] is 0")):
+        with pytest.raises(ValidationError, match=words):
+            LoopConfig(budgets=bad)
+    from atlantis.pipeline.loop import budgets_problem
+
+    cfg = AtlantisConfig.model_validate({"plan": {"budget": 80},
+                                         "loop": {"budgets": [40, 120]}})  # fmt: skip
+    problem = budgets_problem(cfg)
+    assert problem and "120 exceeds the plan's budget 80" in problem
+    assert "loop.budgets" in problem
+    assert budgets_problem(cfg.model_copy(update={"loop": LoopConfig(budgets=[40, 80])})) is None
+    assert budgets_problem(cfg.model_copy(update={"plan": cfg.plan.model_copy(
+        update={"budget": None})}), planned=100) is not None  # fmt: skip
+    only_real = cfg.model_copy(update={"loop": LoopConfig(arms=["baseline"], budgets=[40])})
+    assert "needs the naive or the targeted arm" in (budgets_problem(only_real) or "")
+    sweep = cfg.model_copy(update={"loop": LoopConfig(budgets=[40]),
+                                   "filter": cfg.filter.model_copy(update={"delta": [1.0, 2.0]})})  # fmt: skip
+    assert "one filter delta" in (budgets_problem(sweep) or "")

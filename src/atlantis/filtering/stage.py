@@ -53,7 +53,7 @@ from atlantis.filtering.stats import filter_stats, json_delta
 from atlantis.store.atomic import atomic_write_text
 from atlantis.store.run import Run, StageManifest
 
-__all__ = ["filter_arm", "load_filter_stats", "load_kept", "resolve_embed_config", "stage_name"]
+__all__ = ["filter_arm", "load_filter_stats", "load_kept", "load_removed", "resolve_embed_config", "stage_name"]
 
 EMBED_RUNTIME_KEYS = {"batch_size", "device", "num_workers"}
 
@@ -286,6 +286,11 @@ def filter_result_dir(run: Run, arm: str, delta: float | None = None) -> Path:
 def load_kept(run: Run, arm: str, delta: float | None = None) -> list[ImageRecord]:
     """The kept synthetic records of ``arm`` (``delta`` picks one set of a sweep)."""
     return read_records(filter_result_dir(run, arm, delta) / "kept.jsonl")
+
+
+def load_removed(run: Run, arm: str, delta: float | None = None) -> list[ImageRecord]:
+    """The synthetic records the filter of ``arm`` removed (with kept: all it sourced)."""
+    return read_records(filter_result_dir(run, arm, delta) / "removed.jsonl")
 
 
 def load_filter_stats(run: Run, arm: str, delta: float | None = None) -> dict[str, Any]:

@@ -23,9 +23,12 @@ from atlantis.report.schema import (
     AdversarialTable,
     AffectedClasses,
     ArmResult,
+    BudgetCurve,
     CostTable,
     CostTerm,
+    CurvePoint,
     Distribution,
+    EtaPoint,
     FilterSummary,
     GridImages,
     InsightSummary,
@@ -50,7 +53,7 @@ def write_report(run: Run, cfg: AtlantisConfig, result: LoopResult) -> tuple[Pat
     from atlantis.report.html import render_report
     from atlantis.report.schema import save_report_json
 
-    data = collect(run, cfg, result.trainings, result.timings)
+    data = collect(run, cfg, result.trainings, result.timings, result.curves)
     folder = run.root / "report"
     folder.mkdir(parents=True, exist_ok=True)
     json_path = save_report_json(data, folder / "report.json")
@@ -58,8 +61,10 @@ def write_report(run: Run, cfg: AtlantisConfig, result: LoopResult) -> tuple[Pat
 
 
 def collect(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]],
-            timings: dict[str, float]) -> ReportData:  # fmt: skip
-    """The report's content, read from the run folder."""
+            timings: dict[str, float],
+            curves: dict[str, dict[int, list[str]]] | None = None) -> ReportData:  # fmt: skip
+    """The report's content, read from the run folder (``curves``: the budget curve's
+    train stages, arm -> budget -> one per seed)."""
     from atlantis.data.ingest import load_ingested
 
     records, _ = load_ingested(run)
@@ -81,6 +86,8 @@ def collect(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]],
     )
     data.affected_classes = _affected(run, cfg, data)
     data.headroom = headroom(data.arms, data.baseline, data.affected_classes)
+    if curves:
+        data.budget_curve = budget_curve(run, cfg, data, curves)
     xs = run.read_manifest("testset")
     if cfg.loop.synthetic_test_per_class and xs is not None and xs.status == "done":
         data.synthetic_test = _synthetic_test(run, trainings)
@@ -207,18 +214,66 @@ def _arm(run: Run, variant: str, names: list[str]) -> ArmResult:
                                 images_seen=_count(metrics.get("images_seen"))))  # fmt: skip
         for c, v in seed_per_class.items():
             per_class[c].append(v)
-    images = SyntheticImages()
-    if arm not in REAL_ARMS:
+    images = SyntheticImages(trained=_synthetic_trained(run, names[0]) if names else None)
+    if arm == "oracle":
+        from atlantis.data.ingest import load_dropped
+
+        restored = [r for r in load_dropped(run) or [] if r.split == "train"]
+        images = SyntheticImages(restored=len(restored))
+    elif arm not in REAL_ARMS:
         from atlantis.plan.stage import load_summary
 
         gen = run.require(f"generate/{arm}").counts
-        images = SyntheticImages(planned=load_summary(run, arm).n_items,
-                                 generated=int(gen.get("images", 0)),
-                                 kept=len(_kept(run, variant)))  # fmt: skip
+        summary = load_summary(run, arm)
+        images = images.model_copy(update=dict(
+            budget=summary.budget, planned=summary.n_items,
+            generated=int(gen.get("images", 0)), kept=len(_kept(run, variant))))  # fmt: skip
     about = DESCRIPTIONS.get(arm, "") + ("" if delta is None else f" (ORDC delta {delta:g})")
     return ArmResult(name=variant, description=about, synthetic_images=images,
                      seeds=seeds,
                      per_class_r1={c: sum(v) / len(v) for c, v in per_class.items()})  # fmt: skip
+
+
+def budget_curve(run: Run, cfg: AtlantisConfig, data: ReportData,
+                 curves: dict[str, dict[int, list[str]]]) -> BudgetCurve:  # fmt: skip
+    """Each curve arm's R@1 at each budget (the full arm as its largest point when no listed
+    budget reaches the plan's), the baseline at 0, and eta at each targeted budget."""
+    from atlantis.report.efficiency import Beyond, eta
+
+    out = BudgetCurve(match_kept=cfg.loop.match_kept)
+    base = data.arm(data.baseline)
+    if base is not None:
+        out.baseline = base.summary.get("R@1")
+    for arm, points in curves.items():
+        rows = [CurvePoint(budget=b, images=_synthetic_trained(run, names[0]),
+                           seeds=_arm(run, arm, names).seeds)
+                for b, names in sorted(points.items()) if names]  # fmt: skip
+        full = data.arm(arm)
+        top = full.synthetic_images.budget if full is not None else None
+        if full is not None and top is not None and (not rows or top > rows[-1].budget):
+            rows.append(CurvePoint(budget=top, images=full.synthetic_images.trained,
+                                   seeds=full.seeds))  # fmt: skip
+        out.arms[arm] = rows
+    naive = [(p.budget, p.r1.mean) for p in out.arms.get("naive", []) if p.r1 is not None]
+    if naive and out.baseline is not None:
+        naive.insert(0, (0, out.baseline.mean))
+    if naive:
+        for p in out.arms.get("targeted", []):
+            if p.r1 is None or p.budget <= 0:
+                continue
+            e = eta(naive, p.r1.mean, p.budget)
+            need = e.naive_budget
+            out.eta.append(EtaPoint(budget=p.budget, targeted_r1=p.r1.mean,
+                                    naive_budget=need.b_max if isinstance(need, Beyond) else need,
+                                    ratio=e.ratio, beyond=e.is_lower_bound))  # fmt: skip
+    return out
+
+
+def _synthetic_trained(run: Run, name: str) -> int | None:
+    """The synthetic images a train stage trained on (its manifest's count)."""
+    m = run.read_manifest(name)
+    value = None if m is None else m.counts.get("synthetic_images")
+    return _count(value)
 
 
 def _affected(run: Run, cfg: AtlantisConfig, data: ReportData) -> AffectedClasses | None:

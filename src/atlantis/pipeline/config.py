@@ -14,6 +14,14 @@ An *arm* is one way of making the training set, all at the same synthetic-image 
 Each arm trains ``seeds`` times (``train.seed``, ``train.seed + 1``...) and the report gives
 the mean and spread: one seed's difference between arms is often within its noise.
 
+**Budget curves** (``budgets``): the naive and the targeted arm also train at each smaller
+budget, on nested subsets of what they sourced at the full budget (``atlantis.train.subsets``:
+no image is sourced twice, a bigger budget contains every smaller one), so the report can
+plot R@1 against the budget and measure eta (supplement E.3) instead of assuming it.
+``match_kept`` cuts the naive arm to as many images as the targeted arm kept, at every
+budget, as the paper compares them. ``pool_truth`` names a file with each pool image's true
+class and domain (``atlantis.data.truth``): only the report reads it, for source fidelity.
+
 Like ``TrainConfig`` it does not subclass ``atlantis.config.Section`` (that module imports
 this one); the model config is the same.
 """
@@ -61,6 +69,11 @@ class LoopConfig(BaseModel):
     untrained_reference: bool = True  # R@K of the untrained embed-section model, as a row
     attack: bool = True  # adversarial R@1 of the baseline and the targeted arm (first seed)
     report: bool = True  # report.html + report.json
+    # Budget curve: the naive and targeted arms also train at each of these synthetic-image
+    # budgets (strictly increasing, at most plan.budget), on nested subsets of their sourcing.
+    budgets: list[int] = Field(default_factory=list)
+    match_kept: bool = False  # naive arm cut to the targeted arm's kept count (the paper's NA)
+    pool_truth: str | None = None  # truth file of the retrieval pool (class, domain per image)
 
     @field_validator("arms")
     @classmethod
@@ -68,3 +81,15 @@ class LoopConfig(BaseModel):
         if not v:
             raise ValueError(f"arms is empty; give some of {list(ARM_KINDS)}")
         return list(dict.fromkeys(v))
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, v: list[int]) -> list[int]:
+        for i, b in enumerate(v):
+            if b <= 0:
+                raise ValueError(f"budgets[{i}] is {b}: every budget is a number of synthetic "
+                                 "images > 0 (the baseline is the curve's 0)")  # fmt: skip
+            if i and b <= v[i - 1]:
+                raise ValueError(f"budgets must be strictly increasing: {b} at position {i} "
+                                 f"follows {v[i - 1]}; list them smallest first, each once")  # fmt: skip
+        return v

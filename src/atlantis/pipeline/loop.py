@@ -19,6 +19,12 @@ steps (``comparison_steps``: ``train.steps``, or the baseline's own count), unde
 LR schedule, seeds and validation periods: an arm with more images sees more *different*
 images, never more updates. Each train stage's ``metrics.json`` records
 ``optimizer_steps`` and ``images_seen``.
+
+**Budget curves** (``loop.budgets``): after the arms train, the naive and the targeted arm
+train again at each budget on a nested subset of what they sourced (``train/<arm>/budget-<b>``,
+``atlantis.train.subsets``), with the same step count; a budget whose subset is the arm's
+whole kept set reuses the arm's own trainings. ``loop.match_kept`` cuts the naive arm, at
+every budget, to the number of images the targeted arm kept there.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from atlantis.pipeline.result import LoopResult, split_variant
 from atlantis.registry import UnknownNameError
 from atlantis.store.run import Run
 from atlantis.train.config import TrainConfig
+from atlantis.train.subsets import Subset
 
 BASELINE, NAIVE, TARGETED, ORACLE = "baseline", "naive", "targeted", "oracle"
 #: What ``naive_filter: false`` means: keep everything (no ORDC, no diversity control).
@@ -100,9 +107,9 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
     from atlantis.embed.stage import embed
     from atlantis.insight.stage import insight
 
-    problem = oracle_problem(cfg)
-    if problem:  # before any stage runs: the oracle would fail only after the other arms
-        raise ConfigError(problem)
+    problems = [p for p in (oracle_problem(cfg), budgets_problem(cfg)) if p]
+    if problems:  # before any stage runs: they would fail only after the other arms
+        raise ConfigError("; ".join(problems))
     result = LoopResult(run.root)
     timed = _timer(result.timings)
     with timed("ingest"):
@@ -132,6 +139,13 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
             if not training_feedback_round(run, cfg, TARGETED, progress=progress, say=say):
                 break
             result.trainings.update(train_arm(run, cfg, TARGETED, progress=progress, say=say))
+    if cfg.loop.match_kept and NAIVE in result.trainings:  # feedback changed targeted's count
+        result.trainings.update(train_arm(run, cfg, NAIVE, progress=progress, say=say))
+    for budget in cfg.loop.budgets:  # after the feedback: the curve subsets the final sets
+        for arm in curve_arms(cfg):
+            with timed(f"train/{arm}/budgets"):
+                names = train_arm(run, cfg, arm, budget=budget, progress=progress, say=say)
+            result.curves.setdefault(arm, {})[budget] = names[arm]
     if cfg.loop.synthetic_test_per_class:
         with timed("testset"):
             try:
@@ -186,9 +200,7 @@ def check_config(cfg: AtlantisConfig) -> list[str]:
     check("caption.captioner", lambda: _build("caption", cfg))
     check("embed.embedder", lambda: _build("embed", cfg))
     check("insight.llm", lambda: create_llm(cfg.insight.llm, **cfg.insight.llm_options))
-    problem = oracle_problem(cfg)
-    if problem:
-        problems.append(problem)
+    problems += [p for p in (oracle_problem(cfg), budgets_problem(cfg)) if p]
     augmented = augmented_arms(cfg.loop.arms)
     if augmented:
         check("plan.llm", lambda: create_llm(cfg.plan.llm, **cfg.plan.llm_options))
@@ -209,6 +221,35 @@ def oracle_problem(cfg: AtlantisConfig) -> str | None:
     """
     if ORACLE in cfg.loop.arms and cfg.data.scenario.kind == "none":
         return f"loop.arms: {ORACLE_NEEDS_SCENARIO}"
+    return None
+
+
+def curve_arms(cfg: AtlantisConfig) -> list[str]:
+    """The arms a budget curve trains at each ``loop.budgets`` budget, in ``loop.arms``' order."""
+    return [a for a in cfg.loop.arms if a in (NAIVE, TARGETED)]
+
+
+def budgets_problem(cfg: AtlantisConfig, planned: int | None = None) -> str | None:
+    """Why ``loop.budgets`` cannot be trained (None: it can, or no budgets are set).
+
+    The curve subsets what each arm sourced at its full budget, so no budget can exceed
+    it: ``plan.budget``, or (``planned``) the planned size of a plan sized otherwise.
+    Increasing order is the field's own check.
+    """
+    budgets = cfg.loop.budgets
+    if not budgets:
+        return None
+    if not curve_arms(cfg):
+        return (f"loop.budgets: {budgets} needs the naive or the targeted arm in loop.arms "
+                f"(it has {cfg.loop.arms}); the curve trains those at each budget")  # fmt: skip
+    if cfg.filter.is_sweep:
+        return (f"loop.budgets: a budget curve needs one filter delta, but filter.delta is "
+                f"the sweep {list(cfg.filter.deltas)}; pick the delta to curve")  # fmt: skip
+    top = cfg.plan.budget if planned is None else planned
+    if top is not None and budgets[-1] > top:
+        return (f"loop.budgets: {budgets[-1]} exceeds the plan's budget {top}; the curve "
+                f"subsets what the arms sourced at the full budget, so every budget must be "
+                f"at most {top} (raise plan.budget or drop the larger budgets)")  # fmt: skip
     return None
 
 
@@ -285,10 +326,12 @@ def source_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool, say: 
     """Plan, source and filter one arm; then the filtering feedback rounds (Algorithm 1)."""
     from atlantis.filtering.stage import filter_arm, load_filter_stats
     from atlantis.generate.stage import generate
-    from atlantis.plan.stage import plan
+    from atlantis.plan.stage import load_summary, plan
 
     plan_cfg = cfg.plan.model_copy(update={"planner": arm})
     mp = plan(run, plan_cfg, arm, progress=progress)
+    if cfg.plan.budget is None and (problem := budgets_problem(cfg, load_summary(run, arm).budget)):
+        raise ConfigError(problem)  # a plan sized by per_class_target: known only now
     fcfg = filter_config(cfg, arm, run)
     generate(run, cfg.generate, arm, progress=progress)
     filter_arm(run, fcfg, arm, cfg.embed, progress=progress)
@@ -318,11 +361,16 @@ def training_feedback_round(run: Run, cfg: AtlantisConfig, arm: str, *, progress
     return True
 
 
-def train_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,
-              say: Say) -> dict[str, list[str]]:  # fmt: skip
+def train_arm(run: Run, cfg: AtlantisConfig, arm: str, *, budget: int | None = None,
+              progress: bool, say: Say) -> dict[str, list[str]]:  # fmt: skip
     """Train ``arm`` once per seed; returns its train stages by variant: ``{arm: [...]}``,
     or one ``<arm>/delta-<d>`` variant per delta of a filter sweep (each a row of the
-    comparison, its seeds averaged)."""
+    comparison, its seeds averaged).
+
+    ``budget``: a budget-curve point, trained on the nested subset of the arm's images at
+    that budget as ``train/<arm>/budget-<b>``, or, when that subset is everything the arm
+    trains on anyway, the arm's own stages.
+    """
     from atlantis.filtering.config import delta_tag
     from atlantis.train.stage import stage_name, train
 
@@ -331,20 +379,54 @@ def train_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,
     if arm not in REAL_ARMS and fcfg.is_sweep:
         deltas = list(fcfg.deltas)
     out: dict[str, list[str]] = {}
-    steps = comparison_steps(run, cfg)  # the same for every arm, seed and delta
+    steps = comparison_steps(run, cfg)  # the same for every arm, seed, delta and budget
+    subset = arm_subset(run, cfg, arm, None)
+    prefix = None
+    if budget is not None:
+        point = arm_subset(run, cfg, arm, budget)
+        if _subset_ids(run, arm, point) != _subset_ids(run, arm, subset):
+            subset, prefix = point, f"budget-{budget}"
     for delta in deltas:
         variant = arm if delta is None else f"{arm}/{delta_tag(delta)}"
-        for seed, tag in arm_trainings(cfg.loop, cfg.train):
+        for seed, seed_part in arm_trainings(cfg.loop, cfg.train):
+            tag = "/".join(t for t in (prefix, seed_part) if t) or None
             tcfg = cfg.train.model_copy(update={"seed": seed, "steps": steps})
             name = stage_name(arm, delta, tag)
-            force = _stale_checkpoint(run, tcfg, arm, delta, name)
-            m = train(run, tcfg, arm, delta=delta, tag=tag, force=force, progress=progress)
+            force = _stale_checkpoint(run, tcfg, arm, delta, name, subset)
+            m = train(run, tcfg, arm, delta=delta, tag=tag, subset=subset, force=force,
+                      progress=progress)  # fmt: skip
             assert m is not None
             test = (m.info.get("test") or {}).get("R@1")
             say(f"{name} (seed {seed}): {m.status}; test R@1 "
                 f"{'-' if test is None else f'{100 * test:.1f}'}")  # fmt: skip
             out.setdefault(variant, []).append(name)
     return out
+
+
+def arm_subset(run: Run, cfg: AtlantisConfig, arm: str, budget: int | None) -> Subset:
+    """Which synthetic images ``arm`` trains on at ``budget`` (None: its full budget).
+
+    With ``loop.match_kept`` the naive arm gets at most as many images as the targeted arm
+    kept at the same budget (the paper's NA); every other arm, all it kept there.
+    """
+    from atlantis.train.subsets import Subset, kept_count
+
+    if arm in REAL_ARMS:
+        return Subset()
+    max_kept = None
+    if arm == NAIVE and cfg.loop.match_kept and TARGETED in cfg.loop.arms:
+        from atlantis.filtering.stage import load_kept, load_removed
+
+        max_kept = kept_count(load_kept(run, TARGETED), load_removed(run, TARGETED), budget)
+    return Subset(budget=budget, max_kept=max_kept)
+
+
+def _subset_ids(run: Run, arm: str, subset: Subset) -> list[str]:
+    from atlantis.filtering.stage import load_kept, load_removed
+    from atlantis.train.subsets import select
+
+    kept = load_kept(run, arm)
+    return sorted(r.id for r in select(kept, load_removed(run, arm), subset))
 
 
 def synthetic_test(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]], *,
@@ -387,7 +469,7 @@ def _replan(run: Run, cfg: AtlantisConfig, arm: str, source: str, say: Say) -> b
 
 
 def _stale_checkpoint(run: Run, cfg: TrainConfig, arm: str, delta: float | None,
-                      name: str) -> bool:  # fmt: skip
+                      name: str, subset: Subset | None = None) -> bool:  # fmt: skip
     """Whether ``name``'s checkpoints were trained on other data (a feedback round changed
     the arm's images) or for another step count (``comparison_steps`` changed, e.g. a run
     from before equal optimisation): then it trains from scratch; else it resumes."""
@@ -397,7 +479,7 @@ def _stale_checkpoint(run: Run, cfg: TrainConfig, arm: str, delta: float | None,
     last = run.stage_dir(name) / ckpt.LAST
     if not last.exists():
         return False
-    _, inputs = split_records(run, arm, delta)
+    _, inputs = split_records(run, arm, delta, subset)
     state: dict[str, Any] = ckpt.load(last)
     steps = (state.get("config") or {}).get("steps")
     return state.get("inputs") != inputs or steps != cfg.steps

@@ -17,6 +17,8 @@ class LoopResult:
     run: Path
     # arm (or arm/delta-<d> of a sweep) -> its train stages, one per seed
     trainings: dict[str, list[str]] = field(default_factory=dict)
+    # budget curve: arm -> budget -> its train stages, one per seed (``loop.budgets``)
+    curves: dict[str, dict[int, list[str]]] = field(default_factory=dict)
     report_html: Path | None = None
     report_json: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)

@@ -32,6 +32,7 @@ __all__ = [
     "distribution_charts",
     "diverging_bars",
     "heatmap",
+    "line_chart",
     "review_images",
 ]
 
@@ -326,3 +327,57 @@ def review_images(data: ReportData, f: FilterSummary, max_classes: int) -> str:
 
 def _percent(x: float | None) -> str:
     return "? %" if x is None else f"{100 * x:.0f}%"
+
+
+def line_chart(series: Mapping[str, Sequence[tuple[float, float, float]]], *, x_label: str,
+               y_label: str, label: str) -> str:  # fmt: skip
+    """Lines of ``(x, y, std)`` points per series, with a ±std whisker at each point.
+
+    For the budget curve: x is the synthetic-image budget, y R@1 (fractions, drawn in
+    percent). Each point's tooltip gives the exact numbers.
+    """
+    points = [p for pts in series.values() for p in pts]
+    if not points:
+        return "<p class='muted'>No points to plot.</p>"
+    width, height, font = 640, 300, 12
+    left, right, top, bottom = 56, 16, 12, 44
+    xs = [p[0] for p in points]
+    lows = [p[1] - p[2] for p in points]
+    highs = [p[1] + p[2] for p in points]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(lows), max(highs)
+    pad = (y1 - y0) * 0.08 or 0.01
+    y0, y1 = y0 - pad, y1 + pad
+    x1 = x1 if x1 > x0 else x0 + 1
+
+    def px(x: float) -> float:
+        return left + (width - left - right) * (x - x0) / (x1 - x0)
+
+    def py(y: float) -> float:
+        return top + (height - top - bottom) * (1 - (y - y0) / (y1 - y0))
+
+    out = [_svg(width, height, label, font)]
+    for i in range(5):  # horizontal grid with percent labels
+        y = y0 + (y1 - y0) * i / 4
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{py(y):.1f}" y2="{py(y):.1f}" '
+                   f'stroke="#e3e7ee"/><text x="{left - 6}" y="{py(y) + 4:.1f}" '
+                   f'text-anchor="end">{100 * y:.1f}</text>')  # fmt: skip
+    for x in sorted(set(xs)):
+        out.append(f'<text x="{px(x):.1f}" y="{height - bottom + 16}" text-anchor="middle">'
+                   f"{x:g}</text>")  # fmt: skip
+    out.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 6}" '
+               f'text-anchor="middle">{_e(x_label)}</text><text x="14" y="{top + 8}" '
+               f'font-size="{font - 1}">{_e(y_label)}</text>')  # fmt: skip
+    colours = {name: ARM_COLOURS[i % len(ARM_COLOURS)] for i, name in enumerate(series)}
+    for name, pts in series.items():
+        c = colours[name]
+        pts = sorted(pts)
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in pts)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="2"/>')
+        for x, y, sd in pts:
+            tip = f"{name}: budget {x:g}, R@1 {100 * y:.2f} ± {100 * sd:.2f}"
+            out.append(f'<g><title>{_e(tip)}</title><line x1="{px(x):.1f}" x2="{px(x):.1f}" '
+                       f'y1="{py(y - sd):.1f}" y2="{py(y + sd):.1f}" stroke="{c}"/>'
+                       f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="{c}"/></g>')  # fmt: skip
+    out.append("</svg>")
+    return _legend([(colours[n], n) for n in series]) + "".join(out)

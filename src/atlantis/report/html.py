@@ -17,19 +17,21 @@ from pathlib import Path
 
 from atlantis.insight.report import _CSS, _e, _fmt, _short, _table
 from atlantis.redact import write_redacted
-from atlantis.report.charts import distribution_charts, diverging_bars, review_images
+from atlantis.report.charts import distribution_charts, diverging_bars, line_chart, review_images
 from atlantis.report.schema import (
     AffectedClasses,
+    BudgetCurve,
     Headroom,
     HeadroomDiff,
     MetricStat,
     PairedStat,
     ReportData,
     SeedResult,
+    SyntheticImages,
     metric_order,
 )
 
-__all__ = ["headroom_sentence", "render_report"]
+__all__ = ["eta_sentence", "headroom_sentence", "render_report"]
 
 _MORE_CSS = """
 .notes{background:#fff4d6;border:1px solid #e5b94a;border-radius:6px;padding:6px 14px}
@@ -275,10 +277,9 @@ def _retrieval(data: ReportData) -> str | None:
     base = data.arm(data.baseline)
     rows = []
     for arm in data.arms:
-        syn = arm.synthetic_images
         row = [
             f"<b>{_e(arm.name)}</b><div class='sub muted'>{_e(arm.description)}</div>",
-            f"{syn.planned:,} / {syn.generated:,} / {syn.kept:,}",
+            _images_cell(arm.synthetic_images),
             str(len(arm.seeds)),
         ]
         for m in metrics:
@@ -299,7 +300,7 @@ def _retrieval(data: ReportData) -> str | None:
               if any(getattr(s, k) is not None for a in data.arms for s in a.seeds)]  # fmt: skip
     for row, arm in zip(rows, data.arms, strict=True):
         row[3:3] = [_counts(arm.seeds, k) for k, _ in counts]
-    header = ["arm", "synthetic planned / generated / kept", "seeds",
+    header = ["arm", "synthetic planned / sourced / kept", "seeds",
               *(title for _, title in counts), *metrics]  # fmt: skip
     splits = ", ".join(data.splits_evaluated) or "test (real)"
     seeds = [
@@ -328,6 +329,76 @@ def _retrieval(data: ReportData) -> str | None:
     else:
         out += "<p class='muted'>No synthetic test set was evaluated.</p>"
     return out
+
+
+def _images_cell(syn: SyntheticImages) -> str:
+    """Planned / sourced / kept, with what the arm trained on when that differs."""
+    if syn.restored:
+        return f"{syn.restored:,} real images restored"
+    if not (syn.planned or syn.generated or syn.kept):
+        return "\u2014"
+    cell = f"{syn.planned:,} / {syn.generated:,} / {syn.kept:,}"
+    notes = []
+    if syn.budget is not None and syn.planned < syn.budget:
+        notes.append(f"budget {syn.budget:,}: {syn.budget - syn.planned:,} unplanned")
+    if syn.trained is not None and syn.trained != syn.kept:
+        notes.append(f"trained on {syn.trained:,}")
+    if notes:
+        cell += f"<div class='sub muted'>{_e('; '.join(notes))}</div>"
+    return cell
+
+
+def eta_sentence(curve: BudgetCurve) -> str:
+    """eta in words: how many naive images one targeted image was worth, per budget."""
+    if not curve.eta:
+        return ("eta (supplement E.3) was not measured: it needs the naive and the targeted "
+                "arm at the same budgets.")  # fmt: skip
+    parts = []
+    for e in curve.eta:
+        if e.beyond:
+            parts.append(f"at budget {e.budget}, the naive arm never reached the targeted "
+                         f"R@1 ({100 * e.targeted_r1:.1f}) up to {e.naive_budget:g} images, "
+                         f"so eta {e.text}")  # fmt: skip
+        else:
+            parts.append(f"at budget {e.budget}, the naive arm needs {e.naive_budget:.0f} "
+                         f"images for the targeted R@1 ({100 * e.targeted_r1:.1f}): eta "
+                         f"{e.text}")  # fmt: skip
+    return ("eta = the naive budget reaching the targeted arm's R@1, over the targeted "
+            "budget (read off the naive curve by linear interpolation, from the baseline at "
+            "0; above 1 means a targeted image is worth more than a naive one): "
+            + "; ".join(parts) + ".")  # fmt: skip
+
+
+def _budget_curve(data: ReportData) -> str | None:
+    """R@1 against the budget per arm (a chart and a table) and eta."""
+    curve = data.budget_curve
+    if curve is None or not curve.arms:
+        return None
+    series: dict[str, list[tuple[float, float, float]]] = {}
+    for arm, points in curve.arms.items():
+        pts = [(float(p.budget), p.r1.mean, p.r1.std) for p in points if p.r1 is not None]
+        if curve.baseline is not None:
+            pts.insert(0, (0.0, curve.baseline.mean, curve.baseline.std))
+        series[arm] = pts
+    rows = [[_e(arm), f"{p.budget:,}", "\u2014" if p.images is None else f"{p.images:,}",
+             _stat_cell(p.r1), str(len(p.seeds))]
+            for arm, points in curve.arms.items() for p in points]  # fmt: skip
+    eta_rows = [[f"{e.budget:,}", _pct(e.targeted_r1),
+                 f"> {e.naive_budget:g}" if e.beyond else f"{e.naive_budget:.1f}", e.text]
+                for e in curve.eta]  # fmt: skip
+    cut = (" The naive arm was cut to the targeted arm's kept count at every budget "
+           "(loop.match_kept).") if curve.match_kept else ""  # fmt: skip
+    return (
+        "<p>Each arm trained again at each budget on a nested subset of what it sourced at "
+        "its full budget (a bigger budget holds every smaller one), with the same optimiser "
+        f"steps; budget 0 is the baseline. Mean ± std over seeds, in percent.{cut}</p>"
+        + line_chart(series, x_label="synthetic images sourced (budget)", y_label="R@1 (%)",
+                     label="R@1 against the synthetic-image budget")
+        + _htable(["arm", "budget", "synthetic images trained on", "R@1", "seeds"], rows)
+        + f"<p><b>{_e(eta_sentence(curve))}</b></p>"
+        + (_htable(["budget", "targeted R@1", "naive budget needed", "eta"], eta_rows)
+           if eta_rows else "")
+    )  # fmt: skip
 
 
 def _deltas(data: ReportData) -> str | None:
@@ -462,6 +533,8 @@ def render_report(data: ReportData, path: Path | str, *, max_grid_classes: int =
         ("retrieval", "Retrieval", _retrieval(data), "No arm was trained."),
         ("headroom", "Headroom and affected classes", _headroom(data),
          "No oracle arm and no affected classes in this run."),
+        ("curve", "Budget curve and efficiency gain", _budget_curve(data),
+         "No budget curve in this run (set loop.budgets)."),
         ("deltas", "Per-class R@1 vs baseline", _deltas(data),
          "No per-class R@1 to compare with the baseline."),
         ("filter", "ORDC filter", _filter(data, max_grid_classes), "No filter ran."),

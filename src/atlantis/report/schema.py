@@ -89,11 +89,19 @@ class Distribution(_Model):
 
 
 class SyntheticImages(_Model):
-    """The arm's synthetic budget: asked for, produced, and left after the filter."""
+    """The arm's synthetic budget: asked for, produced, left after the filter, trained on.
 
+    ``budget`` is the arm's whole budget (the plan may leave part of it unplanned: a reserve
+    feedback rounds did not use); ``trained`` differs from ``kept`` when ``loop.match_kept``
+    cut the arm; ``restored`` counts the real images the oracle arm put back.
+    """
+
+    budget: int | None = None
     planned: int = 0
     generated: int = 0
     kept: int = 0
+    trained: int | None = None
+    restored: int = 0
 
 
 class SeedResult(_Model):
@@ -285,6 +293,48 @@ class Headroom(_Model):
     has_headroom: bool | None = None
 
 
+class CurvePoint(_Model):
+    """One budget of one arm's curve: the budget, the images it trained on, its seeds."""
+
+    budget: int  # synthetic images sourced (the nested prefix of the arm's sourcing)
+    images: int | None = None  # synthetic images in the training set (after the filter)
+    seeds: list[SeedResult] = Field(default_factory=list)
+    r1: MetricStat | None = None  # filled from seeds
+
+    @model_validator(mode="after")
+    def _fill(self) -> CurvePoint:
+        if self.r1 is None and self.seeds:
+            self.r1 = summarize_seeds(self.seeds).get("R@1")
+        return self
+
+
+class EtaPoint(_Model):
+    """eta at one targeted budget: the naive budget reaching targeted's R@1, over the budget.
+
+    ``beyond``: the naive curve never reached it, so ``naive_budget`` is the largest naive
+    budget measured and ``ratio`` a lower bound ("> ratio").
+    """
+
+    budget: int
+    targeted_r1: float
+    naive_budget: float
+    ratio: float
+    beyond: bool = False
+
+    @property
+    def text(self) -> str:
+        return f"> {self.ratio:.2f}" if self.beyond else f"{self.ratio:.2f}"
+
+
+class BudgetCurve(_Model):
+    """R@1 against the synthetic-image budget per arm, and the measured efficiency gain eta."""
+
+    baseline: MetricStat | None = None  # the curve's budget 0
+    arms: dict[str, list[CurvePoint]] = Field(default_factory=dict)
+    eta: list[EtaPoint] = Field(default_factory=list)
+    match_kept: bool = False
+
+
 class ReportData(_Model):
     """The whole report. ``distributions`` is keyed ``"real"`` and by arm name."""
 
@@ -309,6 +359,10 @@ class ReportData(_Model):
     affected_classes: AffectedClasses | None = None
     # Oracle - baseline R@1 and each augmented arm's recovered share (runs with an oracle).
     headroom: Headroom | None = None
+    # R@1 against the budget for the naive and the targeted arm, and eta (loop.budgets).
+    budget_curve: BudgetCurve | None = None
+    # Per augmented arm: did the source deliver the plan's class and domain (truth or proxy).
+    fidelity: dict[str, Any] = Field(default_factory=dict)
     filter: dict[str, FilterSummary] = Field(default_factory=dict)
     adversarial: AdversarialTable | None = None
     cost: CostTable | None = None

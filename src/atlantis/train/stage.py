@@ -51,6 +51,7 @@ from atlantis.train.inference import embed_paths
 from atlantis.train.loop import Callback, TrainingPaused, fit
 from atlantis.train.model import check_pretrained
 from atlantis.train.runtime import Runtime
+from atlantis.train.subsets import Subset, select
 from atlantis.train.trunk import embed_via_trunk
 
 BASELINE = "baseline"
@@ -75,15 +76,19 @@ def seed_tag(cfg: TrainConfig, seed: int) -> str | None:
 
 
 def split_records(run: Run, arm: str, delta: float | None = None,
+                  subset: Subset | None = None,
                   ) -> tuple[dict[str, list[ImageRecord]], dict[str, str]]:  # fmt: skip
     """Records per split and the stage inputs: train = the real training records, plus the
-    arm's kept synthetic images (augmented arms) or the scenario's withheld real ones
-    (``oracle``, a ``ConfigError`` without a scenario: it would silently be the baseline)."""
+    arm's kept synthetic images (augmented arms; ``subset`` picks a nested part of them, a
+    budget-curve point) or the scenario's withheld real ones (``oracle``, a ``ConfigError``
+    without a scenario: it would silently be the baseline)."""
+    subset = subset or Subset()
     records, _ = load_ingested(run)
     splits = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
     inputs = {"ingest": run.output_hash("ingest")}
-    if arm in REAL_ARMS and delta is not None:
-        raise ConfigError(f"the {arm} arm trains on real images only: it has no delta")
+    if arm in REAL_ARMS and (delta is not None or not subset.is_all):
+        what = "delta" if delta is not None else "synthetic-image budget"
+        raise ConfigError(f"the {arm} arm trains on real images only: it has no {what}")
     if arm == BASELINE:
         return splits, inputs
     if arm == ORACLE:  # ingest's output hash covers dropped.jsonl: no other input
@@ -94,21 +99,27 @@ def split_records(run: Run, arm: str, delta: float | None = None,
             raise ConfigError(f"{run.root}: {ORACLE_NEEDS_SCENARIO}")
         splits["train"] = splits["train"] + [r for r in dropped if r.split == "train"]
         return splits, inputs
-    from atlantis.filtering.stage import load_kept
+    from atlantis.filtering.stage import load_kept, load_removed
 
-    splits["train"] = splits["train"] + load_kept(run, arm, delta)
+    kept = load_kept(run, arm, delta)
+    if not subset.is_all:
+        kept = select(kept, load_removed(run, arm, delta), subset)
+        inputs["subset"] = subset.key()
+    splits["train"] = splits["train"] + kept
     inputs["filter"] = run.output_hash(f"filter/{arm}")
     return splits, inputs
 
 
 def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | None = None,
-          tag: str | None = None, force: bool = False, progress: bool = True, max_epochs_this_call: int | None = None,
+          tag: str | None = None, subset: Subset | None = None, force: bool = False, progress: bool = True, max_epochs_this_call: int | None = None,
           callbacks: Sequence[Callback] = (), runtime: Runtime | None = None,
           ) -> StageManifest | None:  # fmt: skip
     """Run (or resume, or skip when up to date) the ``train/<arm>`` stage.
 
     ``delta`` picks one kept set of a filter delta sweep (stage ``train/<arm>/delta-<d>``);
-    ``tag`` names another training of the same data (``seed_tag``: ``train/<arm>/seed-1``).
+    ``tag`` names another training of the same data (``seed_tag``: ``train/<arm>/seed-1``);
+    ``subset`` trains on a nested part of the arm's synthetic images (a budget-curve point:
+    give it its own ``tag``, e.g. ``budget-100``).
     Returns the stage manifest (None on processes other than the main one, which write
     nothing). ``max_epochs_this_call`` stops with ``TrainingPaused`` after that many epochs;
     ``callbacks`` are called after each epoch's checkpoint.
@@ -118,7 +129,7 @@ def train(run: Run, cfg: TrainConfig, arm: str = BASELINE, *, delta: float | Non
         raise InputError(f"{max_epochs_this_call}: give 0 or more epochs (0: only the "
                          "untrained epoch 0)", "--epochs-this-call")  # fmt: skip
     check_pretrained(cfg.backbone, cfg.pretrained)  # a bad weights file fails before any work
-    splits, inputs = split_records(run, arm, delta)
+    splits, inputs = split_records(run, arm, delta, subset)
     rt = runtime or Runtime(cfg.device, cfg.mixed_precision)
     data = {s: labelled_images(run, recs) for s, recs in splits.items() if recs}
     if "train" not in data:
