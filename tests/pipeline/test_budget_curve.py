@@ -66,7 +66,7 @@ def test_match_kept_gives_naive_the_targeted_kept_count(curved) -> None:
 
 
 def test_report_has_the_curve_eta_and_the_oracle_count(curved) -> None:
-    run, cfg, result = curved
+    _, cfg, result = curved
     data = load_report_json(result.report_json)
     curve = data.budget_curve
     assert curve is not None and curve.match_kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_bigger_budgets_contain_smaller_ones_and_only_kept_images_train() -> Non
     kept = [r for i, r in enumerate(records) if i % 3]  # a third removed
     removed = [r for i, r in enumerate(records) if not i % 3]
     sets = [{r.id for r in select(kept, removed, Subset(budget=b))} for b in (10, 25, 40, 60)]
-    assert all(a <= b for a, b in zip(sets, sets[1:], strict=False))
+    assert all(a <= b for a, b in pairwise(sets))
     assert sets[-1] == {r.id for r in kept}
     assert not sets[-1] & {r.id for r in removed}
     # the budget counts what was sourced, removed images included
