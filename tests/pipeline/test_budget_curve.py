@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from atlantis.data.emoji import pool_captions_without
-from atlantis.demo import POOL_CAPTIONS
+from atlantis.data.emoji import pool_captions_without, write_pool_truth
+from atlantis.demo import POOL_CAPTIONS, POOL_TRUTH
 from atlantis.filtering.stage import load_kept
 from atlantis.pipeline.loop import run_loop
 from atlantis.report.schema import load_report_json
@@ -23,8 +23,9 @@ def curved(emoji_slice: Path, tmp_path_factory: pytest.TempPathFactory):
     cfg.loop = cfg.loop.model_copy(update={
         "arms": ["baseline", "naive", "targeted", "oracle"], "seeds": 1, "budgets": [6],
         "match_kept": True, "attack": False, "synthetic_test_per_class": 0,
-        "untrained_reference": False})  # fmt: skip
+        "untrained_reference": False, "pool_truth": str(run.root / POOL_TRUTH)})  # fmt: skip
     pool_captions_without(emoji_slice, set(), run.root / POOL_CAPTIONS)
+    write_pool_truth(emoji_slice, run.root / POOL_TRUTH)
     result = run_loop(run, cfg, progress=False, say=lambda s: None)
     return run, cfg, result
 
@@ -88,3 +89,17 @@ def test_a_second_run_redoes_nothing(curved) -> None:
     run_loop(run, cfg, progress=False, say=lambda s: None)
     after = {m.stage: m.finished_at for m in run.stages() if m.status == "done"}
     assert {k: v for k, v in after.items() if k in before} == before
+
+
+def test_fidelity_against_the_pool_truth(curved) -> None:
+    """Every sourced image is judged by the truth file, and the counts add up."""
+    run, _, result = curved
+    data = load_report_json(result.report_json)
+    assert set(data.fidelity) == {"naive", "targeted"}
+    for arm, fid in data.fidelity.items():
+        assert fid.basis == "truth" and fid.unmatched == 0
+        c = fid.confusion
+        assert c is not None
+        assert c.right_kept + c.wrong_kept == fid.kept.n == len(load_kept(run, arm))
+        assert fid.sourced.n == c.right_kept + c.right_removed + c.wrong_kept + c.wrong_removed
+    assert "Source fidelity" in result.report_html.read_text()

@@ -61,8 +61,11 @@ def test_the_naive_arm_is_unfiltered_unless_asked(tmp_path) -> None:
 
 def test_budgets_must_increase_and_stay_within_the_plan() -> None:
     assert LoopConfig(budgets=[50, 100]).budgets == [50, 100]
-    for bad, words in (([100, 50], "strictly increasing: 50 at position 1 follows 100"),
-                       ([50, 50], "strictly increasing"), ([0, 10], "budgets\\[0\\] is 0")):
+    for bad, words in (
+        ([100, 50], "strictly increasing: 50 at position 1 follows 100"),
+        ([50, 50], "strictly increasing"),
+        ([0, 10], "budgets\\[0\\] is 0"),
+    ):
         with pytest.raises(ValidationError, match=words):
             LoopConfig(budgets=bad)
     from atlantis.pipeline.loop import budgets_problem

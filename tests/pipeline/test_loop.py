@@ -29,6 +29,10 @@ def small_config(root: Path, out: Path) -> AtlantisConfig:
     cfg.train = preset("demo", image_size=64, epochs=2, batch_size=16, m_per_class=2,
                        tensorboard=False)  # fmt: skip
     cfg.attack = cfg.attack.model_copy(update={"steps": [1, 2], "eps": [0.05], "max_queries": 6})
+    # the whole-loop tests measure fidelity by the proxy; test_budget_curve by a truth file
+    cfg.loop = cfg.loop.model_copy(update={"pool_truth": None, "budgets": [],
+                                           "match_kept": False,
+                                           "arms": ["baseline", "naive", "targeted"]})  # fmt: skip
     return cfg
 
 

@@ -76,6 +76,8 @@ SECTIONS = [
     "data",
     "retrieval",
     "headroom",
+    "curve",
+    "fidelity",
     "deltas",
     "filter",
     "adversarial",

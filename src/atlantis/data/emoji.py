@@ -187,6 +187,22 @@ def write_pool(entries: list[dict], root: Path) -> int:
     return len(rows)
 
 
+def write_pool_truth(root: Path, out: Path) -> int:
+    """Write the pool's truth file (``atlantis.data.truth``): per pool image, its class (the
+    subcategory of its base emoji) and domain (its vendor, the first path component).
+
+    Only the report reads it, for source fidelity; the planner and the source never do.
+    """
+    lines = []
+    for line in (root / "pool.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            lines.append(json.dumps({"file": row["file"], "class": row["subcategory"],
+                                     "domain": row["file"].split("/")[0]}))  # fmt: skip
+    atomic_write_text(out, "".join(x + "\n" for x in lines))
+    return len(lines)
+
+
 def pool_captions_without(root: Path, withheld: set[str], out: Path, *,
                           with_domain: bool = True) -> int:  # fmt: skip
     """Write the pool's captions file minus rows whose base subcategory is in ``withheld``.

@@ -53,7 +53,14 @@ from atlantis.filtering.stats import filter_stats, json_delta
 from atlantis.store.atomic import atomic_write_text
 from atlantis.store.run import Run, StageManifest
 
-__all__ = ["filter_arm", "load_filter_stats", "load_kept", "load_removed", "resolve_embed_config", "stage_name"]
+__all__ = [
+    "filter_arm",
+    "load_filter_stats",
+    "load_kept",
+    "load_removed",
+    "resolve_embed_config",
+    "stage_name",
+]
 
 EMBED_RUNTIME_KEYS = {"batch_size", "device", "num_workers"}
 

@@ -13,6 +13,7 @@ Ray cluster resumes it instead of starting over.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,3 +58,8 @@ class GenerateConfig(BaseModel):
     device: str = "auto"
     #: ``auto``: float16 on CUDA, float32 elsewhere.
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+    def pool_folder(self) -> Path | None:
+        """The retrieval pool's folder (``options.pool``); None when the source is not retrieval."""
+        pool = self.options.get("pool") if self.source == "retrieve" else None
+        return Path(pool).expanduser() if pool else None

@@ -88,6 +88,7 @@ def collect(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]],
     data.headroom = headroom(data.arms, data.baseline, data.affected_classes)
     if curves:
         data.budget_curve = budget_curve(run, cfg, data, curves)
+    data.fidelity = _fidelity(run, cfg, trainings)
     xs = run.read_manifest("testset")
     if cfg.loop.synthetic_test_per_class and xs is not None and xs.status == "done":
         data.synthetic_test = _synthetic_test(run, trainings)
@@ -266,6 +267,23 @@ def budget_curve(run: Run, cfg: AtlantisConfig, data: ReportData,
             out.eta.append(EtaPoint(budget=p.budget, targeted_r1=p.r1.mean,
                                     naive_budget=need.b_max if isinstance(need, Beyond) else need,
                                     ratio=e.ratio, beyond=e.is_lower_bound))  # fmt: skip
+    return out
+
+
+def _fidelity(run: Run, cfg: AtlantisConfig, trainings: dict[str, list[str]]) -> dict[str, Any]:
+    """Per augmented arm, whether its images are what the plan asked for: against the
+    pool's truth file when there is one, else the proxy in the baseline model's space."""
+    from atlantis.report.fidelity import arm_fidelity
+
+    truth = Path(cfg.loop.pool_truth).expanduser() if cfg.loop.pool_truth else None
+    out = {}
+    for variant in trainings:
+        arm, delta = split_variant(variant)
+        if arm in REAL_ARMS or delta is not None:
+            continue
+        fid = arm_fidelity(run, arm, truth_path=truth, pool=cfg.generate.pool_folder())
+        if fid is not None:
+            out[arm] = fid
     return out
 
 

@@ -107,7 +107,7 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
     from atlantis.embed.stage import embed
     from atlantis.insight.stage import insight
 
-    problems = [p for p in (oracle_problem(cfg), budgets_problem(cfg)) if p]
+    problems = [p for p in (oracle_problem(cfg), budgets_problem(cfg), truth_problem(cfg)) if p]
     if problems:  # before any stage runs: they would fail only after the other arms
         raise ConfigError("; ".join(problems))
     result = LoopResult(run.root)
@@ -127,6 +127,7 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
     for arm in augmented:
         with timed(f"source/{arm}"):
             source_arm(run, cfg, arm, progress=progress, say=say)
+        check_truth_covers(run, cfg, arm)  # a truth gap fails now, not at the report
     for arm in cfg.loop.arms:
         if arm in result.trainings:
             continue
@@ -200,7 +201,7 @@ def check_config(cfg: AtlantisConfig) -> list[str]:
     check("caption.captioner", lambda: _build("caption", cfg))
     check("embed.embedder", lambda: _build("embed", cfg))
     check("insight.llm", lambda: create_llm(cfg.insight.llm, **cfg.insight.llm_options))
-    problems += [p for p in (oracle_problem(cfg), budgets_problem(cfg)) if p]
+    problems += [p for p in (oracle_problem(cfg), budgets_problem(cfg), truth_problem(cfg)) if p]
     augmented = augmented_arms(cfg.loop.arms)
     if augmented:
         check("plan.llm", lambda: create_llm(cfg.plan.llm, **cfg.plan.llm_options))
@@ -251,6 +252,44 @@ def budgets_problem(cfg: AtlantisConfig, planned: int | None = None) -> str | No
                 f"subsets what the arms sourced at the full budget, so every budget must be "
                 f"at most {top} (raise plan.budget or drop the larger budgets)")  # fmt: skip
     return None
+
+
+def truth_problem(cfg: AtlantisConfig) -> str | None:
+    """Why ``loop.pool_truth`` cannot be read (None: it can, or it is not set).
+
+    Read in full before any stage runs (every row parsed, every file it names looked up in
+    the pool), so a bad truth file fails in seconds, not after hours of training.
+    """
+    if cfg.loop.pool_truth is None:
+        return None
+    from atlantis.data.truth import load_truth
+
+    pool = cfg.generate.pool_folder()
+    if pool is None:
+        return (f"loop.pool_truth: a truth file describes the images of a retrieval pool, "
+                f"but generate.source is {cfg.generate.source!r} (no pool); drop "
+                "loop.pool_truth (fidelity is then the proxy in the baseline model's space)")  # fmt: skip
+    try:
+        load_truth(Path(cfg.loop.pool_truth).expanduser(), pool)
+    except (AtlantisError, OSError) as exc:
+        return f"loop.pool_truth: {exc}"
+    return None
+
+
+def check_truth_covers(run: Run, cfg: AtlantisConfig, arm: str) -> None:
+    """Raise when ``loop.pool_truth`` lacks rows for pool images ``arm`` sourced (naming them)."""
+    if cfg.loop.pool_truth is None:
+        return
+    from atlantis.data.records import read_records
+    from atlantis.data.truth import describe_missing, load_truth, missing_truth
+    from atlantis.report.fidelity import pool_file
+
+    path = Path(cfg.loop.pool_truth).expanduser()
+    records = read_records(run.stage_dir(f"generate/{arm}") / "records.jsonl")
+    files = [f for f in map(pool_file, records) if f is not None]
+    missing = missing_truth(load_truth(path), files)
+    if missing:
+        raise describe_missing(missing, path)
 
 
 def _check_data(cfg: AtlantisConfig) -> Any:

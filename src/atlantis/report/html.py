@@ -18,6 +18,7 @@ from pathlib import Path
 from atlantis.insight.report import _CSS, _e, _fmt, _short, _table
 from atlantis.redact import write_redacted
 from atlantis.report.charts import distribution_charts, diverging_bars, line_chart, review_images
+from atlantis.report.fidelity import ArmFidelity
 from atlantis.report.schema import (
     AffectedClasses,
     BudgetCurve,
@@ -31,7 +32,7 @@ from atlantis.report.schema import (
     metric_order,
 )
 
-__all__ = ["eta_sentence", "headroom_sentence", "render_report"]
+__all__ = ["eta_sentence", "fidelity_line", "headroom_sentence", "render_report"]
 
 _MORE_CSS = """
 .notes{background:#fff4d6;border:1px solid #e5b94a;border-radius:6px;padding:6px 14px}
@@ -401,6 +402,56 @@ def _budget_curve(data: ReportData) -> str | None:
     )  # fmt: skip
 
 
+def fidelity_line(f: ArmFidelity) -> str:
+    """One arm's fidelity in words (the demo prints it; the report's table has the rest)."""
+
+    def share(x: float | None) -> str:
+        return "\u2014" if x is None else f"{100 * x:.0f} %"
+
+    what = "class and domain" if f.basis == "truth" else "class (proxy)"
+    line = (f"{share(f.sourced.both_match)} of {f.sourced.n} sourced and "
+            f"{share(f.kept.both_match)} of {f.kept.n} kept images are the planned {what}")  # fmt: skip
+    if (c := f.confusion) is not None:
+        line += (f"; the filter removed {c.wrong_removed} of {c.wrong_kept + c.wrong_removed} "
+                 f"wrong and {c.right_removed} of {c.right_kept + c.right_removed} right "
+                 "images")  # fmt: skip
+    return line
+
+
+def _fidelity(data: ReportData) -> str | None:
+    """Per augmented arm: are its images the planned class and domain (truth or proxy)?"""
+    if not data.fidelity:
+        return None
+    rows = []
+    for arm, f in data.fidelity.items():
+        c = f.confusion
+        rows.append([
+            _e(arm), _e(f.basis), f"{f.sourced.n:,}", _pct(f.sourced.class_match),
+            _pct(f.sourced.domain_match), _pct(f.sourced.both_match), f"{f.kept.n:,}",
+            _pct(f.kept.both_match),
+            "\u2014" if c is None else f"{c.right_removed:,} / {c.right_kept + c.right_removed:,}",
+            "\u2014" if c is None else f"{c.wrong_kept:,} / {c.wrong_kept + c.wrong_removed:,}",
+        ])  # fmt: skip
+    notes = "".join(f"<p class='muted'>{_e(a)}: {_e(f.note)}</p>"
+                    for a, f in data.fidelity.items() if f.note)  # fmt: skip
+    basis = {f.basis for f in data.fidelity.values()}
+    intro = ("Against the pool's truth file (each pool image's real class and domain, which "
+             "neither the planner nor the source reads): an image is right when its true "
+             "class is the planned class and, where the plan named a domain, its true domain "
+             "the planned one. " if "truth" in basis else "")  # fmt: skip
+    if "proxy" in basis:
+        intro += ("Proxy (no truth file): an image counts as right when its nearest real-class "
+                  "centroid in the baseline model's space is its planned class; this is the "
+                  "model's opinion, not the truth, and it cannot judge domains. ")  # fmt: skip
+    return (
+        f"<p>{intro}Shares in percent. The last two columns score the filter: right images "
+        "it removed (its cost) and wrong images it kept (what it missed).</p>"
+        + _htable(["arm", "basis", "sourced", "class right", "domain right", "both right",
+                   "kept", "kept: both right", "right removed", "wrong kept"], rows)
+        + notes
+    )  # fmt: skip
+
+
 def _deltas(data: ReportData) -> str | None:
     parts = [
         f"<h3>{_e(arm)} vs {_e(data.baseline)}</h3>{diverging_bars(d)}"
@@ -535,6 +586,8 @@ def render_report(data: ReportData, path: Path | str, *, max_grid_classes: int =
          "No oracle arm and no affected classes in this run."),
         ("curve", "Budget curve and efficiency gain", _budget_curve(data),
          "No budget curve in this run (set loop.budgets)."),
+        ("fidelity", "Source fidelity", _fidelity(data),
+         "No fidelity measured (no augmented arm, or neither a truth file nor a baseline)."),
         ("deltas", "Per-class R@1 vs baseline", _deltas(data),
          "No per-class R@1 to compare with the baseline."),
         ("filter", "ORDC filter", _filter(data, max_grid_classes), "No filter ran."),

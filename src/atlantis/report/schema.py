@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from atlantis.errors import DataError
 from atlantis.redact import write_redacted
+from atlantis.report.fidelity import ArmFidelity
 
 if TYPE_CHECKING:
     from atlantis.report.stats import PairedDifference
@@ -362,7 +363,7 @@ class ReportData(_Model):
     # R@1 against the budget for the naive and the targeted arm, and eta (loop.budgets).
     budget_curve: BudgetCurve | None = None
     # Per augmented arm: did the source deliver the plan's class and domain (truth or proxy).
-    fidelity: dict[str, Any] = Field(default_factory=dict)
+    fidelity: dict[str, ArmFidelity] = Field(default_factory=dict)
     filter: dict[str, FilterSummary] = Field(default_factory=dict)
     adversarial: AdversarialTable | None = None
     cost: CostTable | None = None
