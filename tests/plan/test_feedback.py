@@ -108,11 +108,17 @@ def test_replan_from_filtering_feedback_appends_a_round(run: Run) -> None:
     after = (run.stage_dir("plan/targeted") / "plan.jsonl").read_text()
     assert after.startswith(before)  # round 0 untouched
     new = load_plan(run, "targeted", rounds=[1])
-    assert len(new) == 21 and {it.domain for it in new} == {"swimming"}
+    # round 0 left 20 of the 100 for feedback (plan.feedback_reserve 0.2); the round asked
+    # for 21 and gets the 20 left: feedback draws from the budget, never beyond it
+    assert len(load_plan(run, "targeted", rounds=[0])) == 80
+    assert len(new) == 20 and {it.domain for it in new} == {"swimming"}
     assert all(it.round == 1 and it.step == "filter_feedback" for it in new)
-    assert len({it.id for it in load_plan(run, "targeted")}) == 121
+    assert len({it.id for it in load_plan(run, "targeted")}) == 100
     s = load_summary(run, "targeted")
-    assert s.n_items == 121 and [r.round for r in s.rounds] == [0, 1]
+    assert (
+        s.n_items == 100 == s.budget and s.reserve == 20 and [r.round for r in s.rounds] == [0, 1]
+    )
+    assert "asked for 21 images, 20 left of the budget of 100" in s.rounds[1].note
     assert [(a.target, a.exempt) for a in s.rounds[1].alerts] == [
         ("swimming", False),
         ("Arctic Tern", True),
@@ -121,7 +127,7 @@ def test_replan_from_filtering_feedback_appends_a_round(run: Run) -> None:
     # The same feedback again adds nothing; a plain plan re-run keeps the round.
     assert replan(run, PlanConfig(), "targeted", "filter").finished_at == m.finished_at
     assert plan(run, PlanConfig(budget=100)).finished_at == m.finished_at
-    assert len(load_plan(run, "targeted")) == 121
+    assert len(load_plan(run, "targeted")) == 100
 
 
 def test_the_loop_is_capped_by_max_rounds(run: Run) -> None:
@@ -133,9 +139,12 @@ def test_the_loop_is_capped_by_max_rounds(run: Run) -> None:
             replan(run, PlanConfig(max_rounds=2), "targeted", "filter")
     with pytest.raises(FeedbackLimitError, match=r"plan\.max_rounds=2"):
         replan(run, PlanConfig(max_rounds=2), "targeted", "filter")
-    rounds = load_summary(run, "targeted").rounds
-    # Round 1 replaces the 14 removed; round 2 only the 10 more removed since.
-    assert [(r.round, r.n_items) for r in rounds] == [(0, 40), (1, 14), (2, 10)]
+    summary = load_summary(run, "targeted")
+    # Round 0 plans 32 and leaves 8 of the 40 for feedback: round 1 asks to replace the 14
+    # removed and gets the 8 left; round 2 finds the budget spent and adds nothing.
+    assert [(r.round, r.n_items) for r in summary.rounds] == [(0, 32), (1, 8), (2, 0)]
+    assert summary.n_items == summary.budget == 40
+    assert "budget spent: 40 of 40 planned" in summary.rounds[2].note
 
 
 def test_replan_from_training_feedback(run: Run) -> None:

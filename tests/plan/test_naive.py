@@ -51,9 +51,10 @@ def test_the_stage_needs_no_insight(bare_run: Run) -> None:
 def test_the_naive_arm_copies_the_targeted_budget(run: Run) -> None:
     with pytest.raises(ConfigError, match="plan the targeted arm first"):
         plan(run, PlanConfig(planner="naive"))
-    plan(run, PlanConfig(per_class_target=40))  # the targeted arm sizes itself: 60 images
-    m = plan(run, PlanConfig(planner="naive"))
-    assert m.counts["items"] == 60 and m.input_hashes["budget"] == "60"
+    # the targeted arm sizes itself: 60 images, plus 12 (20 %) left for feedback rounds
+    plan(run, PlanConfig(per_class_target=40))
+    m = plan(run, PlanConfig(planner="naive"))  # the naive arm gets the whole budget
+    assert m.counts["items"] == 72 and m.input_hashes["budget"] == "72"
     assert m.counts["new_class_items"] == 0
     # The naive arm ignores the keys it never reads: changing the LLM does not re-plan it.
     again = plan(run, PlanConfig(planner="naive", llm="openai"))

@@ -367,14 +367,17 @@ def source_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool, say: 
     from atlantis.generate.stage import generate
     from atlantis.plan.stage import load_summary, plan
 
+    fcfg = filter_config(cfg, arm, run)
+    rounds = 0 if arm != TARGETED or fcfg.is_sweep else cfg.loop.filter_feedback_rounds
+    feedback = rounds + (cfg.loop.train_feedback_rounds if arm == TARGETED else 0)
     plan_cfg = cfg.plan.model_copy(update={"planner": arm})
-    mp = plan(run, plan_cfg, arm, progress=progress)
+    if min(feedback, cfg.plan.max_rounds) == 0:  # no round will draw on a reserve
+        plan_cfg = plan_cfg.model_copy(update={"feedback_reserve": 0.0})
+    plan(run, plan_cfg, arm, progress=progress)
     if cfg.plan.budget is None and (problem := budgets_problem(cfg, load_summary(run, arm).budget)):
         raise ConfigError(problem)  # a plan sized by per_class_target: known only now
-    fcfg = filter_config(cfg, arm, run)
     generate(run, cfg.generate, arm, progress=progress)
     filter_arm(run, fcfg, arm, cfg.embed, progress=progress)
-    rounds = 0 if arm != TARGETED or fcfg.is_sweep else cfg.loop.filter_feedback_rounds
     while _rounds_done(run, arm, "filter") < min(rounds, cfg.plan.max_rounds):
         if not _replan(run, cfg, arm, "filter", say):
             break
@@ -382,8 +385,10 @@ def source_arm(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool, say: 
         filter_arm(run, fcfg, arm, cfg.embed, progress=progress)
     if not fcfg.is_sweep:
         totals = load_filter_stats(run, arm)["totals"]
-        say(f"{arm}: planned {mp.counts.get('items', '?')} in round 0; kept "
-            f"{totals['kept']} of {totals['synthetic']} sourced images")  # fmt: skip
+        summary = load_summary(run, arm)
+        say(f"{arm}: planned {summary.n_items} of its budget {summary.budget} "
+            f"({len(summary.rounds)} round(s)); kept {totals['kept']} of "
+            f"{totals['synthetic']} sourced images")  # fmt: skip
 
 
 def training_feedback_round(run: Run, cfg: AtlantisConfig, arm: str, *, progress: bool,

@@ -246,3 +246,24 @@ def _explain(a: Allocation, label: str, policy: PolicyWeights, share: float,
         "largest-remainder method; ties go to the earlier class.",
     ]
     return "\n".join(lines)
+
+
+def fit_rows(rows: Sequence[AllocationRow], room: int) -> list[AllocationRow]:
+    """``rows`` cut to at most ``room`` images in all, in proportion (largest remainder).
+
+    A feedback round draws from what is left of the arm's budget: when its rows ask for
+    more, each keeps its share, rounded so the total is exactly ``room`` (leftover images go
+    to the largest fractional parts, ties to the earlier row); rows cut to 0 are dropped.
+    Deterministic: the same rows and room always give the same cut.
+    """
+    asked = sum(r.count for r in rows)
+    if asked <= room:
+        return list(rows)
+    if room <= 0:
+        return []
+    exact = [r.count * room / asked for r in rows]
+    counts = [int(x) for x in exact]
+    order = sorted(range(len(rows)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in order[: room - sum(counts)]:
+        counts[i] += 1
+    return [r.model_copy(update={"count": c}) for r, c in zip(rows, counts, strict=True) if c]

@@ -16,7 +16,8 @@ FEEDBACK_KEYS = {"tau_domain", "tau_class", "exemptions", "max_rounds", "feedbac
                  "feedback_cap"}  # fmt: skip
 #: Keys the naive planner never reads (it uses neither the insight nor a language model).
 NAIVE_UNUSED_KEYS = {"per_class_target", "classes", "new_class_share", "policy",
-                     "descriptions_per_call", "llm", "llm_options"}  # fmt: skip
+                     "descriptions_per_call", "llm", "llm_options",
+                     "feedback_reserve"}  # fmt: skip
 
 
 class PolicyWeights(BaseModel):
@@ -63,5 +64,8 @@ class PlanConfig(BaseModel):
     tau_class: float = Field(0.5, ge=0, le=1)  # alert when more of a class is filtered out
     exemptions: list[str] = Field(default_factory=list)  # "class:X", "domain:Y" or a bare name
     max_rounds: int = Field(2, ge=0)  # feedback rounds allowed after round 0 (0: none)
+    # Share of the budget round 0 leaves for the feedback rounds, so that they draw from the
+    # arm's budget instead of adding to it (the loop sets 0 for an arm without feedback).
+    feedback_reserve: float = Field(0.2, ge=0, lt=1)
     feedback_per_class: int = Field(10, gt=0)  # Algorithm 2: images per C_poor class
     feedback_cap: int = Field(100, gt=0)  # Algorithm 1: most images one alert adds per round

@@ -105,7 +105,8 @@ class PlanSummary(_Model):
     schema_version: int = PLAN_SCHEMA_VERSION
     arm: str
     planner: Literal["targeted", "naive"]
-    budget: int  # round 0's size
+    budget: int  # the arm's whole budget: round 0 plus what feedback rounds may add
+    reserve: int = 0  # the part of ``budget`` round 0 left for feedback (plan.feedback_reserve)
     target_count: float | None = None  # the per-class target of step 1
     n_items: int  # all rounds
     per_class: dict[str, int]  # all rounds

@@ -34,7 +34,7 @@ from atlantis.llm.base import LLM
 from atlantis.llm.prompts import load_prompt
 from atlantis.llm.store import CallStore
 from atlantis.plan import feedback as fb
-from atlantis.plan.budget import Allocation, allocate
+from atlantis.plan.budget import Allocation, allocate, fit_rows
 from atlantis.plan.config import FEEDBACK_KEYS, NAIVE_UNUSED_KEYS, PlanConfig
 from atlantis.plan.items import build_items, describe_rows, naive_texts, reference_pools
 from atlantis.plan.naive import naive_rows
@@ -72,9 +72,13 @@ def plan(
     # good plan into a failed one. (Allocation is cheap: no model is asked.)
     if cfg.planner == "targeted":
         ins = load_insight(run)
-        alloc = allocate(ins, cfg.budget, per_class_target=cfg.per_class_target,
+        reserve = reserve_count(cfg.budget, cfg.feedback_reserve)
+        alloc = allocate(ins, None if cfg.budget is None else cfg.budget - reserve,
+                         per_class_target=cfg.per_class_target,
                          new_class_share=cfg.new_class_share, policy=cfg.policy,
                          classes=cfg.classes)  # fmt: skip
+        if cfg.budget is None:  # sized by per_class_target: the reserve comes on top
+            reserve = reserve_count(alloc.budget, cfg.feedback_reserve)
     else:
         records, _ = load_ingested(run)
         classes = list(dict.fromkeys(r.label for r in records if r.split == "train"))
@@ -86,16 +90,24 @@ def plan(
         store = CallStore(ctx.dir / "llm")
         with ctx.timer("plan_s"):
             if cfg.planner == "targeted":
-                items, summary = _targeted(run, cfg, arm, ins, alloc, store, progress)
+                items, summary = _targeted(run, cfg, arm, ins, alloc, store, progress, reserve)
             else:
                 items, summary = _naive(run, cfg, arm, rows, len(classes))
         _write(ctx, items, summary, store)
     return run.require(name)
 
 
+def reserve_count(budget: int | None, share: float) -> int:
+    """Images of ``budget`` that round 0 leaves for feedback: ``round(share * budget)``, and
+    never the whole budget (round 0 plans at least one image)."""
+    if budget is None or budget <= 1:
+        return 0
+    return min(round(share * budget), budget - 1)
+
+
 def _targeted(
     run: Run, cfg: PlanConfig, arm: str, ins: Insight, alloc: Allocation, store: CallStore,
-    progress: bool,
+    progress: bool, reserve: int = 0,
 ) -> tuple[list[PlanItem], PlanSummary]:  # fmt: skip
     def say(msg: str) -> None:
         if progress:
@@ -110,8 +122,12 @@ def _targeted(
     first = RoundSummary(round=0, source="insight", allocation=alloc.rows, n_items=len(items))
     meta = {"references": refs, "insight_llm": ins.metadata.get("llm"),
             "domain_criterion": ins.domain_criterion}  # fmt: skip
-    summary = _summary(items, arm=arm, planner="targeted", budget=alloc.budget,
-                       target_count=alloc.target, policy=alloc.explanation, llm=llm,
+    policy = alloc.explanation
+    if reserve:
+        policy += (f" {reserve} of the arm's {alloc.budget + reserve} images are left for the "
+                   "feedback rounds (plan.feedback_reserve).")  # fmt: skip
+    summary = _summary(items, arm=arm, planner="targeted", budget=alloc.budget + reserve,
+                       reserve=reserve, target_count=alloc.target, policy=policy, llm=llm,
                        objective=objective, rounds=[first], metadata=meta)  # fmt: skip
     return items, summary
 
@@ -160,6 +176,8 @@ def replan(run: Run, cfg: PlanConfig, arm: str, source: str) -> StageManifest:
             f"{use.max_rounds}; the loop stops here (raise it with --set plan.max_rounds=N)"
         )
     alerts, rows, note = _feedback(run, use, src, source, summary, items)
+    rows, cut = _within_budget(rows, summary)
+    note = "; ".join(x for x in (note, cut) if x)
     new_items: list[PlanItem] = []
     if rows:
         texts, refs = _round_texts(run, use, summary, rows, items)
@@ -182,6 +200,20 @@ def replan(run: Run, cfg: PlanConfig, arm: str, source: str) -> StageManifest:
                                              "rounds": [*summary.rounds, rnd]})  # fmt: skip
         _write(ctx, all_items, summary, CallStore(ctx.dir / "llm"))
     return run.require(name)
+
+
+def _within_budget(rows: list[AllocationRow], summary: PlanSummary,
+                   ) -> tuple[list[AllocationRow], str]:  # fmt: skip
+    """The round's rows cut to what is left of the arm's budget, and a note when cut."""
+    room = max(0, summary.budget - summary.n_items)
+    asked = sum(r.count for r in rows)
+    if asked <= room:
+        return rows, ""
+    if room == 0:
+        return [], (f"budget spent: {summary.n_items} of {summary.budget} planned; this round "
+                    f"asked for {asked} more and adds nothing")  # fmt: skip
+    return fit_rows(rows, room), (f"asked for {asked} images, {room} left of the budget of "
+                                  f"{summary.budget}: cut in proportion")  # fmt: skip
 
 
 def _feedback(
