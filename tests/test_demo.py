@@ -22,7 +22,14 @@ def test_demo_runs_the_whole_loop_on_real_emoji(tmp_path):
     assert ins["metadata"]["is_language_model"] is False  # the rules engine says what it is
     assert ins["scarce_cells"]  # the insight sees the gap the scenario made
     data = load_report_json(result.report_json)
-    assert [a.name for a in data.arms] == ["untrained", "baseline", "naive", "targeted"]
+    assert [a.name for a in data.arms] == ["untrained", "baseline", "naive", "targeted", "oracle"]
+    # every control: the oracle's headroom, equal steps, the budget curve, fidelity by truth
+    assert data.headroom is not None and data.arm("oracle").synthetic_images.restored > 0
+    steps = {s.optimizer_steps for a in data.arms[1:] for s in a.seeds}
+    assert len(steps) == 1 and None not in steps
+    assert data.budget_curve is not None and [e.budget for e in data.budget_curve.eta] == [6, 12]
+    assert {f.basis for f in data.fidelity.values()} == {"truth"}
+    assert set(data.fidelity) == {"naive", "targeted"}
     for arm in data.arms:
         r = arm.summary
         assert 0 <= r["R@1"].mean <= r["R@2"].mean <= r["R@4"].mean <= r["R@8"].mean <= 1

@@ -12,8 +12,12 @@ the demo offline and fast.
 Then ``atlantis.pipeline.loop.run_loop`` runs: captions (the emoji names: ``metadata``),
 the Data Insight Generator with the offline ``rules`` engine (not an LLM), targeted and
 naive plans at the same budget, retrieval, ORDC, filtering feedback, training of the
-baseline / naive / targeted arms over three seeds (the last EfficientNet-Lite0 blocks on
-cached trunk outputs: the ``demo`` preset), PGD robustness, and the HTML report.
+baseline / naive / targeted / oracle arms over three seeds with equal optimiser steps (the
+last EfficientNet-Lite0 blocks on cached trunk outputs: the ``demo`` preset), a budget curve
+at half the budget with the measured eta, the naive arm cut to the targeted arm's kept count
+(as the paper compares them), source fidelity against the pool's truth file (each pool
+image's real subcategory and vendor, which neither the planner nor the source reads), PGD
+robustness, and the HTML report.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from rich.console import Console
 
 from atlantis.caption.config import CaptionConfig
 from atlantis.config import AtlantisConfig, DataConfig, EmbedConfig, EvalConfig
-from atlantis.data.emoji import fetch_emoji, has_pool, pool_captions_without
+from atlantis.data.emoji import fetch_emoji, has_pool, pool_captions_without, write_pool_truth
 from atlantis.data.scenarios import ScenarioConfig
 from atlantis.filtering.config import FilterConfig
 from atlantis.generate.config import GenerateConfig
@@ -42,6 +46,7 @@ console = Console()
 DEMO_BUDGET = 200
 DEMO_SEEDS = 3
 POOL_CAPTIONS = "pool-captions.jsonl"
+POOL_TRUTH = "pool-truth.jsonl"
 SCARCE_DOMAIN = "twitter"
 
 
@@ -78,8 +83,10 @@ def demo_config(root: Path, out: Path, *, image_size: int = 128, budget: int = D
         train=preset("demo", image_size=image_size),
         eval=EvalConfig(split="test"),
         attack=AttackConfig(steps=[1, 10], eps=[0.05, 0.1], max_queries=64, device="cpu"),
-        loop=LoopConfig(arms=["baseline", "naive", "targeted"] if pool else ["baseline"],
-                        seeds=seeds, synthetic_test_per_class=2 if pool else 0),
+        loop=LoopConfig(arms=["baseline", "naive", "targeted", "oracle"] if pool else ["baseline"],
+                        seeds=seeds, synthetic_test_per_class=2 if pool else 0,
+                        budgets=[budget // 2] if pool and budget >= 2 else [],
+                        match_kept=pool, pool_truth=str(out / POOL_TRUTH) if pool else None),
     )  # fmt: skip
 
 
@@ -99,6 +106,7 @@ def run_demo(out: Path, *, root: Path | None = None, image_size: int = 128,
     if has_pool(data_root):
         # fsl trains every class, so no pool image is withheld: none is a dataset image
         pool_captions_without(data_root, set(), run.root / POOL_CAPTIONS)
+        write_pool_truth(data_root, run.root / POOL_TRUTH)  # for the report's fidelity only
     result = run_loop(run, cfg, progress=progress, say=console.print)
     print_comparison(run, result)
     return result
@@ -116,7 +124,7 @@ def print_comparison(run: Run, result: LoopResult) -> None:
     keys = [k for k in data.arms[0].summary if k.startswith("R@")] + ["MAP@R"]
     table = Table(title="test split, Recall@K (%): mean±std over seeds")
     table.add_column("arm", no_wrap=True)
-    table.add_column("kept", justify="right")
+    table.add_column("images added", justify="right")
     for k in keys:
         table.add_column(k, justify="right", no_wrap=True)
     for arm in data.arms:
@@ -124,7 +132,9 @@ def print_comparison(run: Run, result: LoopResult) -> None:
         for k in keys:
             s = arm.summary.get(k)
             cells.append("-" if s is None else f"{100 * s.mean:.1f}±{100 * s.std:.1f}")
-        table.add_row(arm.name, str(arm.synthetic_images.kept), *cells)
+        syn = arm.synthetic_images
+        added = syn.restored or (syn.kept if syn.trained is None else syn.trained)
+        table.add_row(arm.name, f"{added:,}", *cells)
     console.print(table, width=max(console.width, 100))
     if data.adversarial:
         adv = data.adversarial
@@ -133,5 +143,17 @@ def print_comparison(run: Run, result: LoopResult) -> None:
         for row in adv.rows:
             cells = ", ".join(f"{a} {100 * v:.1f}" for a, v in row.r1.items())
             console.print(f"  PGD steps={row.steps} eps={row.eps}: {cells}")
+    if data.headroom is not None:
+        from atlantis.report.html import headroom_sentence
+
+        console.print(headroom_sentence(data.headroom))
+    from atlantis.report.html import fidelity_line
+
+    for arm, fid in data.fidelity.items():
+        console.print(f"fidelity ({fid.basis}) of {arm}: {fidelity_line(fid)}")
+    if data.budget_curve is not None:
+        from atlantis.report.html import eta_sentence
+
+        console.print(eta_sentence(data.budget_curve))
     console.print(f"report: {result.report_html}")
     console.print(f"run folder: {run.root}  (atlantis status {run.root})")
