@@ -45,7 +45,7 @@ def report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ReportData:
     run.root.mkdir(parents=True)
     monkeypatch.setattr(collect, "_kept", lambda run, variant: [])
     monkeypatch.setattr(
-        "atlantis.plan.stage.load_summary", lambda run, arm: SimpleNamespace(n_items=40)
+        "atlantis.plan.stage.load_summary", lambda run, arm: SimpleNamespace(n_items=40, budget=40)
     )
     arms = []
     for arm, values in R1.items():
@@ -118,7 +118,7 @@ def _headroom_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, r1: dict[str,
     run.root.mkdir(parents=True)
     monkeypatch.setattr(collect, "_kept", lambda run, variant: [])
     monkeypatch.setattr(
-        "atlantis.plan.stage.load_summary", lambda run, arm: SimpleNamespace(n_items=40)
+        "atlantis.plan.stage.load_summary", lambda run, arm: SimpleNamespace(n_items=40, budget=40)
     )
     with run.stage("ingest", {}) as ctx:
         if scenario is not None:

@@ -39,16 +39,16 @@ def run_(
     from atlantis.config import load_config
     from atlantis.demo import print_comparison
     from atlantis.errors import ConfigError
-    from atlantis.pipeline.loop import check_config, oracle_problem, run_loop
+    from atlantis.pipeline.loop import check_config, run_loop, setting_problems
 
     cfg = load_config(config, list(set_ or []))  # unknown keys and bad values: one error
     run = Run(out or Path("runs") / config.stem)
     if check:
         _report_check(config, run, check_config(cfg))
         return
-    problem = oracle_problem(cfg)  # a config no loop can finish: refused before writing
-    if problem:
-        raise ConfigError(problem)
+    problems = setting_problems(cfg)  # a config no loop can finish: refused before writing
+    if problems:
+        raise ConfigError("; ".join(problems))
     save_run_config(run, cfg)
     console.rule(f"atlantis run {config} -> {run.root}")
     result = run_loop(run, cfg, progress=is_tty(), say=console.print)

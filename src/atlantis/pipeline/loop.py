@@ -107,7 +107,7 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
     from atlantis.embed.stage import embed
     from atlantis.insight.stage import insight
 
-    problems = [p for p in (oracle_problem(cfg), budgets_problem(cfg), truth_problem(cfg)) if p]
+    problems = setting_problems(cfg)
     if problems:  # before any stage runs: they would fail only after the other arms
         raise ConfigError("; ".join(problems))
     result = LoopResult(run.root)
@@ -201,7 +201,7 @@ def check_config(cfg: AtlantisConfig) -> list[str]:
     check("caption.captioner", lambda: _build("caption", cfg))
     check("embed.embedder", lambda: _build("embed", cfg))
     check("insight.llm", lambda: create_llm(cfg.insight.llm, **cfg.insight.llm_options))
-    problems += [p for p in (oracle_problem(cfg), budgets_problem(cfg), truth_problem(cfg)) if p]
+    problems += setting_problems(cfg)
     augmented = augmented_arms(cfg.loop.arms)
     if augmented:
         check("plan.llm", lambda: create_llm(cfg.plan.llm, **cfg.plan.llm_options))
@@ -212,6 +212,12 @@ def check_config(cfg: AtlantisConfig) -> list[str]:
     check("train.backbone", lambda: _check_backbone(cfg.train))
     check("train.loss", lambda: _check_loss(cfg.train, classes))
     return problems
+
+
+def setting_problems(cfg: AtlantisConfig) -> list[str]:
+    """What no loop with ``cfg`` could finish, known from the config and small files alone:
+    refused before anything is written (``run``) or listed (``run --check``)."""
+    return [p for p in (oracle_problem(cfg), budgets_problem(cfg), truth_problem(cfg)) if p]
 
 
 def oracle_problem(cfg: AtlantisConfig) -> str | None:
