@@ -59,3 +59,27 @@ def test_training_feedback_stays_within_the_budget(run: Run) -> None:
     s = load_summary(run, "targeted")
     assert s.n_items == 40 and s.rounds[2].n_items == 0
     assert "budget spent" in s.rounds[2].note
+
+
+def test_filtering_feedback_stays_within_the_budget(run: Run) -> None:
+    plan(run, PlanConfig(budget=50))  # default reserve 0.2: 40 in round 0, 10 left
+    s = load_summary(run, "targeted")
+    assert (s.budget, s.reserve, s.n_items, s.rounds[0].n_items) == (50, 10, 40, 40)
+    write_stage(run, "filter/targeted", {"stats.json": {"per_class": {
+        "Arctic Tern": {"total": 20, "kept": 2, "kept_fraction": 0.1}}}})  # fmt: skip
+    replan(run, PlanConfig(), "targeted", "filter")  # asks to replace the 18 removed
+    s = load_summary(run, "targeted")
+    assert s.rounds[1].n_items == len(load_plan(run, "targeted", rounds=[1])) == 10
+    assert s.n_items == 50 == s.budget
+    assert "asked for 18 images, 10 left of the budget of 50" in s.rounds[1].note
+
+
+def test_reserve_is_in_round_0_config_hash_not_in_feedback_keys(run: Run) -> None:
+    from atlantis.plan.config import FEEDBACK_KEYS, NAIVE_UNUSED_KEYS
+
+    assert "feedback_reserve" not in FEEDBACK_KEYS and "feedback_reserve" in NAIVE_UNUSED_KEYS
+    first = plan(run, PlanConfig(budget=40, feedback_reserve=0.25))
+    assert load_summary(run, "targeted").n_items == 30
+    again = plan(run, PlanConfig(budget=40, feedback_reserve=0.5))  # round 0 rebuilt
+    assert again.config_hash != first.config_hash
+    assert load_summary(run, "targeted").n_items == 20
