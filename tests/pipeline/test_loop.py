@@ -84,7 +84,11 @@ def test_arms_get_the_same_budget_and_only_targeted_is_filtered(finished) -> Non
     assert naive["totals"]["kept"] == naive["totals"]["synthetic"] > 0  # NA: no ORDC
     assert run.require("plan/naive").counts["items"] == cfg.plan.budget
     summary = json.loads((run.stage_dir("plan/targeted") / "plan.json").read_text())
-    assert summary["rounds"][0]["n_items"] == cfg.plan.budget
+    # round 0 leaves plan.feedback_reserve for the feedback round; together never more
+    reserve = round(cfg.plan.feedback_reserve * cfg.plan.budget)
+    assert summary["reserve"] == reserve and summary["budget"] == cfg.plan.budget
+    assert summary["rounds"][0]["n_items"] == cfg.plan.budget - reserve
+    assert summary["n_items"] <= cfg.plan.budget
     assert sum(r["source"] == "filter" for r in summary["rounds"]) <= 1 + 1  # round 0 + 1
 
 
