@@ -43,6 +43,10 @@ def test_eta_sentence_states_measured_and_lower_bound_values() -> None:
     assert "at budget 100, the naive arm needs 200 images" in text and "eta 2.00" in text
     assert "never reached" in text and "eta > 1.00" in text
     assert "not measured" in eta_sentence(BudgetCurve())
+    below = BudgetCurve(eta=[EtaPoint(budget=50, targeted_r1=0.4, naive_budget=0.0, ratio=0.0)])
+    assert "no better than the baseline's, which needs no synthetic image: eta 0.00" in (
+        eta_sentence(below)
+    )
 
 
 def test_the_report_draws_the_curve_and_the_eta_table(tmp_path: Path) -> None:

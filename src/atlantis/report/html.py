@@ -360,6 +360,10 @@ def eta_sentence(curve: BudgetCurve) -> str:
             parts.append(f"at budget {e.budget}, the naive arm never reached the targeted "
                          f"R@1 ({100 * e.targeted_r1:.1f}) up to {e.naive_budget:g} images, "
                          f"so eta {e.text}")  # fmt: skip
+        elif e.naive_budget == 0:
+            parts.append(f"at budget {e.budget}, the targeted R@1 ({100 * e.targeted_r1:.1f}) "
+                         "is no better than the baseline's, which needs no synthetic image: "
+                         f"eta {e.text}")  # fmt: skip
         else:
             parts.append(f"at budget {e.budget}, the naive arm needs {e.naive_budget:.0f} "
                          f"images for the targeted R@1 ({100 * e.targeted_r1:.1f}): eta "
