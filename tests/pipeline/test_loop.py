@@ -111,6 +111,12 @@ def test_report_has_the_comparison_robustness_and_cost(finished) -> None:
     if xs.status == "done":
         assert set(data.synthetic_test or {}) == {"baseline", "naive", "targeted"}
     assert data.arm("naive").synthetic_images.kept > 0
+    # no truth file: fidelity is the proxy in the baseline model's space, and says so
+    assert set(data.fidelity) == {"naive", "targeted"}
+    for arm, fid in data.fidelity.items():
+        assert fid.basis == "proxy" and "proxy" in fid.note
+        assert fid.sourced.n + fid.unmatched == data.arm(arm).synthetic_images.generated
+        assert fid.sourced.domain_match is None
     assert data.adversarial is not None and data.adversarial.queries == 6
     assert {r.steps for r in data.adversarial.rows} == {1, 2}
     assert set(data.adversarial.clean_r1) == {"baseline", "targeted"}
