@@ -12,6 +12,7 @@ from atlantis.insight.new_classes import (
     name_key,
     new_class_rules,
     new_class_task,
+    resolve_class,
     search_new_classes,
 )
 from atlantis.insight.schema import DataContext
@@ -73,7 +74,40 @@ def test_rules_propose_siblings_absent_from_train_and_test() -> None:
     assert "wandering albatross" in out.new_classes  # a sibling of the Laysan albatross
     assert "herring gull" in out.new_classes
     assert {"gull", "tern", "albatross"}.isdisjoint(out.new_classes)  # heads are not new
-    assert "co-hyponyms" in out.rationale
+    assert "co-hyponyms" in out.rationale and "8 of 8 class names are kinds of bird" in out.rationale
+
+
+def test_class_names_resolve_to_wordnet_nouns_or_kinds_of_one() -> None:
+    assert resolve_class("Mallard") == ("mallard", False)
+    assert resolve_class("001.Black_footed_Albatross") == ("black-footed_albatross", False)
+    assert resolve_class("002.Laysan_Albatross") == ("albatross", True)  # a kind of albatross
+    assert resolve_class("Grey Sea Lions") == ("sea_lion", True)
+    assert resolve_class("pickup trucks") == ("pickup_truck", False)
+    # Category paths are not kinds of their last word, and a label that does not end in
+    # its head noun is not placed at all.
+    for label in ("animal-mammal", "animal-bird", "plant-flower", "award-medal",
+                  "face-smiling", "hand-fingers-open", "qwzx-1234"):  # fmt: skip
+        assert resolve_class(label) is None, label
+
+
+def test_car_types_give_other_motor_vehicles() -> None:
+    cars = ["sedan", "convertible", "minivan", "coupe", "hatchback", "pickup truck"]
+    out = new_class_rules(new_class_task(CONTEXT, class_report(cars), [], 10).variables)
+    assert {"jeep", "limousine", "sports car"} <= set(out.new_classes)
+    assert "kinds of motor vehicle" in out.rationale
+
+
+def test_no_evidence_no_new_classes_and_the_rationale_says_why() -> None:
+    compound = ["animal-mammal", "animal-bird", "animal-reptile", "food-fruit", "food-sweet",
+                "face-smiling", "face-sleepy", "hand-fingers-open", "person-gesture"]  # fmt: skip
+    out = new_class_rules(new_class_task(CONTEXT, class_report(compound), [], 10).variables)
+    assert out.new_classes == []
+    assert out.rationale.startswith("none proposed: only") and "animal-mammal" in out.rationale
+    # Names that are WordNet nouns but of no one kind: nothing shows the data's domain.
+    mixed = ["arrow", "clothing", "computer", "drink", "emotion", "family", "music", "money",
+             "religion", "sport", "time", "zodiac"]  # fmt: skip
+    out = new_class_rules(new_class_task(CONTEXT, class_report(mixed), [], 10).variables)
+    assert out.new_classes == [] and "no ancestor below the top of WordNet" in out.rationale
 
 
 def test_rules_on_product_classes() -> None:

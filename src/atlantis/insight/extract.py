@@ -72,6 +72,7 @@ def findings_view(
         "classes_needing_domains": needing,
         "class_domain_counts": {c: counts[c] for c in needing if c in counts},
         "new_classes": new.new_classes,
+        "new_classes_rationale": new.rationale,
         "detectors": [_detector_brief(d) for d in detectors],
     }
 
@@ -137,6 +138,8 @@ def extract_rules(view: dict[str, Any]) -> Recommendations:
                       f"smallest = {cls['imbalance_ratio']:.3g}); augment all classes evenly.")  # fmt: skip
     if view["new_classes"]:
         class_text += " New classes worth adding: " + ", ".join(view["new_classes"]) + "."
+    elif why := view.get("new_classes_rationale"):
+        class_text += f" No new class is proposed ({why})."
     cells: dict[str, list[list]] = {}
     for c, d, n, exp in view["scarce_cells"]:
         cells.setdefault(c, []).append([d, n, exp])

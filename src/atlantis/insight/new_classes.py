@@ -7,16 +7,25 @@ training class, a test class (the evaluation must stay zero-shot: a synthetic "n
 that is really a test class would leak it) or a repeat; the first ``n`` survivors are kept
 and every drop is reported with its reason.
 
-The ``rules`` handler (no model) uses WordNet: it finds the head noun of each class name
-(``001.Black_footed_Albatross`` -> albatross, ``animal-mammal`` -> mammal, ``face-smiling``
--> face) and its sense that fits the other class names (``disambiguate``). A class *is*
-its head when the name is just the noun (``chair``), so its siblings sit under the head's
-hypernyms (furniture -> bench, wardrobe); a modified name (``Laysan Albatross``) is a kind
-of its head, so its siblings are the head's other hyponyms (wandering albatross). Parents
-are ranked by how many class names share them and their other children proposed (the
-classes' co-hyponyms): concrete things (animals, artifacts, food, plants...) before
-abstract ones, then the most shared parent first, then the more common word (SemCor
-count), then alphabetically.
+The ``rules`` handler (no model) proposes classes only from WordNet evidence that they
+belong to the data's domain, and otherwise none (its rationale says why):
+
+1. every class name is *resolved* to a WordNet noun sense (``resolve_class``): the whole
+   name when WordNet lists it (``mallard``, ``sports car``, ``black-footed albatross``),
+   or else a kind of its head noun when the name is modifiers + a final head noun
+   (``Laysan Albatross`` -> a kind of albatross). Category-path labels are *not* resolved:
+   a head that is not the last word (``face-smiling``, ``hand-fingers-open``) or a modifier
+   that is a noun above the head (``animal-mammal``: a mammal is an animal; ``food-fruit``);
+   senses are chosen to fit the other class names (``disambiguate``);
+2. more than ``MIN_SHARE`` of all classes must resolve, and more than ``MIN_SHARE`` of all
+   classes must share one WordNet ancestor below the top of the hierarchy (``bird``,
+   ``motor vehicle``): the evidence that the data is about one kind of thing;
+3. the proposals are the co-hyponyms (siblings) of the classes under that ancestor: the
+   other hyponyms of a whole-name class's hypernyms (chair -> bench, stool), the other
+   hyponyms of a modified name's head (Laysan albatross -> wandering albatross); concrete
+   things (animals, artifacts, food, plants...) before abstract ones, then the parent
+   shared by most classes first, then the more common word (SemCor count), then
+   alphabetically. Proper names and names the data already uses are skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from atlantis.llm.store import CallStore
 TASK = "dig.new_class_search"
 TEMPLATE = "dig/new_class_search"
 MAX_NAMES = 150
+MIN_SHARE = 0.5  # of all classes: resolved, and under one common WordNet ancestor
 #: Things one can take a picture of: ranked before abstract siblings.
 CONCRETE_LEXNAMES = frozenset({"noun.animal", "noun.artifact", "noun.body", "noun.food",
                                "noun.object", "noun.person", "noun.plant", "noun.substance"})  # fmt: skip
@@ -112,26 +122,45 @@ def filter_new_classes(
 
 @rule(TASK)
 def new_class_rules(variables: dict[str, Any]) -> NewClasses:
-    """WordNet co-hyponyms of the class names' head nouns (see the module docstring)."""
+    """WordNet co-hyponyms of the classes, only with evidence (see the module docstring)."""
     from atlantis.insight.wordnet import wordnet
 
     wn = wordnet()
     n = int(variables["n_requested"])
-    heads = {c: h for c in variables["train_classes"] if (h := head_lemma(c))}
-    senses = disambiguate(list(dict.fromkeys(heads.values())))
+    train = list(variables["train_classes"])
+    resolved = {c: r for c in train if (r := resolve_class(c))}
+    senses = disambiguate(list(dict.fromkeys(lemma for lemma, _ in resolved.values())))
+    synset = {c: senses[lemma] for c, (lemma, _) in resolved.items() if lemma in senses}
+    need = MIN_SHARE * len(train)
+    if len(synset) <= need:
+        unresolved = [c for c in train if c not in synset]
+        return NewClasses(new_classes=[], rationale=(
+            f"none proposed: only {len(synset)} of {len(train)} class names are WordNet nouns "
+            f"or kinds of one (not resolved: {_sample(unresolved)}), so nothing shows which "
+            "other classes belong to the data's domain"))  # fmt: skip
+    closure = {c: _ancestors(s) | ({s.offset} if resolved[c][1] else set())
+               for c, s in synset.items()}  # fmt: skip
+    under: Counter[str] = Counter(off for offs in closure.values() for off in offs)
+    size = {off: len(_ancestors(_synset(off))) for off in under}  # deeper: more ancestors
+    best = max(under, key=lambda off: (under[off], size[off], off), default=None)
+    if best is None or under[best] <= need:
+        top = f" (most shared: {_word(best)}, {under[best]} classes)" if best else ""
+        return NewClasses(new_classes=[], rationale=(
+            f"none proposed: {len(synset)} of {len(train)} class names are WordNet nouns, but "
+            f"no ancestor below the top of WordNet is shared by more than half of the "
+            f"{len(train)} classes{top}, so nothing shows what the data's domain is"))  # fmt: skip
+    members = [c for c in synset if best in closure[c]]
     shared: Counter[str] = Counter()  # parent synset -> classes under it
-    parents, classes_themselves = {}, set()
-    for cls, lemma in heads.items():
-        s = senses[lemma]
-        if name_key(cls) != lemma.replace("_", " "):  # "laysan albatross": a kind of albatross
-            above = [s]
-        else:  # "chair" is the head itself: its siblings are under its hypernyms
-            above, _ = wn.hypernyms(s), classes_themselves.add(s.offset)
-        for p in above:
-            shared[p.offset] += 1
-            parents[p.offset] = p
-    class_names = [*variables["train_classes"], *variables["test_classes"]]
-    taken = {name_key(c) for c in class_names} | {h.replace("_", " ") for h in heads.values()}
+    parents, classes_themselves = {}, {synset[c].offset for c in members}
+    for c in members:
+        s = synset[c]
+        for p in [s] if resolved[c][1] else wn.hypernyms(s):  # Laysan albatross: albatross
+            if p.offset == best or best in _ancestors(p):
+                shared[p.offset] += 1
+                parents[p.offset] = p
+    class_names = [*train, *variables["test_classes"]]
+    taken = {name_key(c) for c in class_names} | {lemma.replace("_", " ")
+                                                   for lemma, _ in resolved.values()}  # fmt: skip
     taken |= {w for c in class_names for w in normalise_name(c).split()}  # "tern" of "black tern"
     ranked: list[tuple[tuple, str]] = []
     for off, h in parents.items():
@@ -145,13 +174,81 @@ def new_class_rules(variables: dict[str, Any]) -> NewClasses:
             abstract = sib.lexname not in CONCRETE_LEXNAMES  # "hope" cannot be photographed
             ranked.append(((abstract, -shared[off], -wn.count(name, "n"), label), label))
     names = list(dict.fromkeys(label for _, label in sorted(ranked)))[:n]
-    hypernyms = [parents[o].words[0].replace("_", " ") for o, _ in shared.most_common(3)]
-    return NewClasses(
-        new_classes=names,
-        rationale=("WordNet co-hyponyms of the classes' head nouns, under the hypernyms the "
-                   f"classes share most ({', '.join(hypernyms)})") if names else
-        "no WordNet noun found in the class names, so no sibling classes could be proposed",
-    )  # fmt: skip
+    hypernyms = ", ".join(_word(o) for o, _ in shared.most_common(3))
+    return NewClasses(new_classes=names, rationale=(
+        f"WordNet co-hyponyms of the classes: {len(members)} of {len(train)} class names are "
+        f"kinds of {_word(best)}; siblings under the hypernyms they share most ({hypernyms})"
+        if names else f"none proposed: {len(members)} of {len(train)} class names are kinds of "
+        f"{_word(best)}, but WordNet lists no other kind beside them that the data lacks"))  # fmt: skip
+
+
+def resolve_class(class_name: str) -> tuple[str, bool] | None:
+    """The WordNet noun a class name stands for, and whether the class is a *kind of* it:
+    ``("mallard", False)``, ``("black-footed_albatross", False)``, ``("albatross", True)``
+    for ``Laysan Albatross``; None for names WordNet does not place, among them category
+    paths (``animal-mammal``, ``face-smiling``): see the module docstring."""
+    from atlantis.insight.wordnet import wordnet
+
+    wn = wordnet()
+    words = normalise_name(class_name).split()
+    for cand in _joins(words):
+        if lemma := wn.morphy(cand, "n"):
+            return lemma, False
+    if len(words) < 2:
+        return None
+    if len(words) > 2 and (lemma := wn.morphy("_".join(words[-2:]), "n")):
+        modifiers = words[:-2]  # "grey sea lion": a kind of sea lion
+    else:
+        last = words[-1]
+        lemma = wn.morphy(last, "n")
+        if lemma is None or last.endswith("ing") or lemma != head_lemma(class_name):
+            return None  # the name does not end in its head noun ("hand-fingers-open")
+        modifiers = words[:-1]
+    above = set().union(*(_ancestors(s) for s in wn.synsets(lemma, "n")))
+    for m in modifiers:  # "animal-mammal": a path through the hierarchy, not a kind
+        if (base := wn.morphy(m, "n")) and any(s.offset in above for s in wn.synsets(base, "n")):
+            return None
+    return lemma, True
+
+
+def _joins(words: list[str]) -> list[str]:
+    """The whole name as WordNet may spell it: ``black_footed_albatross`` and, with one
+    hyphen, ``black-footed_albatross``."""
+    if not words:
+        return []
+    out = ["_".join(words)]
+    out += ["_".join([*words[:i], f"{words[i]}-{words[i + 1]}", *words[i + 2 :]])
+            for i in range(len(words) - 1)]  # fmt: skip
+    return out
+
+
+def _ancestors(s) -> set[str]:
+    """Offsets of every hypernym above ``s``, the too general top of WordNet left out."""
+    from atlantis.insight.wordnet import wordnet
+
+    wn = wordnet()
+    out: set[str] = set()
+    frontier = [s]
+    while frontier:
+        frontier = [h for x in frontier for h in wn.hypernyms(x) if h.offset not in out]
+        out.update(h.offset for h in frontier if h.words[0] not in _TOO_GENERAL)
+        frontier = [h for h in frontier if h.words[0] not in _TOO_GENERAL]
+    return out
+
+
+def _synset(offset: str):
+    from atlantis.insight.wordnet import wordnet
+
+    return wordnet().synset(offset, "n")
+
+
+def _word(offset: str | None) -> str:
+    return _synset(offset).words[0].replace("_", " ") if offset else ""
+
+
+def _sample(names: Sequence[str], k: int = 5) -> str:
+    more = f" and {len(names) - k} more" if len(names) > k else ""
+    return ", ".join(names[:k]) + more
 
 
 def head_lemma(class_name: str) -> str | None:

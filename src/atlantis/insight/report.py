@@ -276,6 +276,8 @@ def _vocabulary(insight: Insight) -> str:
         tokens += f"<details><summary>Per class</summary>{_table(['class', 'tokens'], per_class)}"
         tokens += "</details>"
     new = "".join(f"<span class='pill'>{_e(c)}</span>" for c in insight.new_classes) or "None."
+    if why := insight.metadata.get("new_classes_rationale"):
+        new += f"<br><small>{_e(str(why))}</small>"
     return (
         f"<section><h2>Domains (varying by {_e(insight.domain_criterion)})</h2>{domains}"
         f"</section><section><h2>Caption vocabulary</h2>{tokens}</section>"
