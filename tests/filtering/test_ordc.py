@@ -42,7 +42,8 @@ def test_hand_computed_example() -> None:
     assert res.new_class.tolist() == [False] * 5 + [True, False, False]
     assert res.fallback.tolist() == [False] * 6 + [True, True]
     assert res.class_index.tolist() == [0, 0, 0, 1, 1, -1, 2, 2]
-    assert res.class_table()[2] == {"class": "d", "n_real": 1, "radius": 1.5, "fallback": True}
+    assert res.class_table()[2] == {"class": "d", "n_real": 1, "radius": 1.5, "raw_radius": 0.0,
+                                    "fallback": True}  # fmt: skip
 
 
 def test_ordc_keep_is_the_mask_and_delta_one_is_tighter() -> None:

@@ -121,9 +121,15 @@ def test_end_to_end(run: Run) -> None:
     assert kept["a0"]["delta"] == 2.0 and kept["a0"]["class_radius"] > 0
 
     stats = json.loads((folder / "stats.json").read_text())
-    assert stats["totals"] | {"removed_by_reason": None} == {
+    assert stats["totals"] | {"removed_by_reason": None, "removed_by_rule": None} == {
         "synthetic": 12, "kept": 9, "removed": 3, "kept_fraction": 0.75,
-        "removed_fraction": 0.25, "removed_by_reason": None}  # fmt: skip
+        "removed_fraction": 0.25, "removed_by_reason": None, "removed_by_rule": None}  # fmt: skip
+    assert stats["totals"]["removed_by_rule"] == {"diversity": 2, "radius": 1}
+    assert stats["rule"] == "radius" and stats["rules"] == ["radius"]
+    assert stats["rule_options"] == {"radius_prior": 4.0, "radius_pool_min": 5}
+    assert removed["a4-noise"]["removed_by"] == ["radius"]
+    assert removed["a5-copy"]["removed_by"] == ["diversity"]
+    assert kept["a0"]["removed_by"] == [] and kept["a0"]["verdicts"] == {"radius": "inlier"}
     assert stats["totals"]["removed_by_reason"] == {
         "near_duplicate": 1,
         "near_duplicate_real": 1,

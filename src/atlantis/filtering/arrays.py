@@ -1,10 +1,11 @@
-"""Input checks and label indexing shared by ORDC and diversity control.
+"""Input checks, label indexing and small geometry helpers shared by the filters.
 
-Both filters take plain arrays (embeddings, labels) so they can be tested and benchmarked
+The filters take plain arrays (embeddings, labels) so they can be tested and benchmarked
 without a run folder. Every input is checked before any computation, with a message that
 says what was expected and how to fix it: a NaN row would otherwise sit silently at
 distance NaN (never kept, never reported), and mismatched lengths would pair images with
-the wrong labels.
+the wrong labels. The geometry helpers (unit rows, chunked class means) are shared by ORDC
+and the class-consistency rule, so both measure in the same space.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_labels", "as_matrix", "check_delta", "class_indices"]
+__all__ = ["CHUNK_ROWS", "as_labels", "as_matrix", "check_delta", "class_indices", "class_means",
+           "l2_normalize", "py_value"]  # fmt: skip
+
+#: Rows per chunk of the float64 temporaries (ORDC distances, class sums): ~32 MB.
+CHUNK_ROWS = 1 << 15
 
 _KINDS = {"b": "number", "i": "number", "u": "number", "f": "number", "U": "text", "O": "text"}
 
@@ -93,3 +98,28 @@ def class_indices(*label_sets: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]
         out.append(inv[start : start + len(y)])
         start += len(y)
     return classes, out
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero)."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norm, 1e-12).astype(x.dtype)
+
+
+def class_means(x: np.ndarray, idx: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-class means by ``np.add.at`` over float64 row chunks.
+
+    The cast matters: ``add.at`` from float32 into float64 takes a slow casting path (4x
+    slower in ``benchmarks/ordc.py``), and chunking keeps the float64 copy small for wide
+    backbone features (60,000 x 1,280 would be 600 MB at once).
+    """
+    sums = np.zeros((len(counts), x.shape[1]), dtype=np.float64)
+    for start in range(0, len(x), CHUNK_ROWS):
+        stop = start + CHUNK_ROWS
+        np.add.at(sums, idx[start:stop], x[start:stop].astype(np.float64))
+    return sums / np.maximum(counts, 1)[:, None]
+
+
+def py_value(value: Any) -> Any:
+    """numpy scalar -> plain Python (for JSON)."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,4 +1,4 @@
-"""The ``filter`` section of a run's config: ORDC's delta, the embedder, diversity control.
+"""The ``filter`` section of a run's config: the rule and its options, the embedder, dedup.
 
 Like ``CaptionConfig`` it does not subclass ``atlantis.config.Section``: ``atlantis.config``
 imports the stage sections to build ``AtlantisConfig``, so importing it back would be
@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from atlantis.filtering.arrays import check_delta
+from atlantis.filtering.ordc import POOL_MIN
+from atlantis.filtering.rules import rule_names
 
 #: Keys that change speed, not results: excluded from the stage's config hash.
 RUNTIME_KEYS = {"batch_size", "device"}
@@ -40,6 +42,26 @@ class FilterConfig(BaseModel):
     single number is right for all; ``dedup_against_real`` also drops
     synthetic copies of real images; ``dedup_scope`` compares within a class or across all.
     ``grid_per_class``: thumbnails per row of the per-class review grid (0: no grids).
+
+    ``rule``: which rule decides (``filtering.rules``): ``"radius"`` (default, the paper's
+    delta rule above), ``"consistency"`` (the image's class must beat every other real class,
+    whatever its radius or domains), ``"both"`` (kept only if both keep; ``"a+b"`` in
+    general) or ``"none"``. The per-class radius table is computed in every case.
+
+    ``radius_prior`` (k0, default 4): the radius rule shrinks each class's radius toward the
+    pooled one as a prior worth k0 images, ``r_c' = (n_c r_c + k0 r_pool) / (n_c + k0)``,
+    because a radius from 2 images is biased low (about 0.7x) and removed most correct images
+    of the classes a plan targets; a class of 30 images moves 12 % of the way. ``0`` is the
+    paper's raw rule. ``r_pool``: median radius of the classes with at least
+    ``radius_pool_min`` (default 5) real images; it is also the fallback radius of a class
+    whose own radius is 0.
+
+    ``consistency_*`` (the consistency rule, ``filtering.consistency``): ``metric`` cosine
+    (default) or euclidean; ``vote`` ``"centroid"`` (nearest class centroid, default) or
+    ``"knn"`` (vote of the ``consistency_k`` nearest real images, default 10; biased against
+    classes with fewer than k images); ``margin`` (default 0): own score must beat the best
+    other class's by at least this (cosine: similarity; euclidean: distance; knn: vote share,
+    so within [-1, 1]).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -53,6 +75,13 @@ class FilterConfig(BaseModel):
     dedup_against_real: bool = True
     dedup_scope: Literal["class", "all"] = "class"
     grid_per_class: int = Field(8, ge=0, le=64)
+    rule: str = "radius"
+    radius_prior: float = Field(4.0, ge=0, allow_inf_nan=False)
+    radius_pool_min: int = Field(POOL_MIN, ge=1)
+    consistency_metric: Literal["cosine", "euclidean"] = "cosine"
+    consistency_vote: Literal["centroid", "knn"] = "centroid"
+    consistency_k: int = Field(10, ge=1)
+    consistency_margin: float = Field(0.0, allow_inf_nan=False)
     # runtime (not hashed): None = the embed section's value
     batch_size: int | None = Field(None, gt=0)
     device: str | None = None
@@ -63,6 +92,26 @@ class FilterConfig(BaseModel):
         if isinstance(v, (int, float)) and not 0 < v <= 1:
             raise ValueError(f"dedup_threshold must be in (0, 1], 'auto' or null; got {v}")
         return v
+
+    @field_validator("rule")
+    @classmethod
+    def _check_rule(cls, v: str) -> str:
+        rule_names(v)  # ValueError naming the valid rules
+        return v
+
+    @model_validator(mode="after")
+    def _check_margin(self) -> FilterConfig:
+        if self.consistency_vote == "knn" and not -1 <= self.consistency_margin <= 1:
+            raise ValueError(
+                f"consistency_margin {self.consistency_margin} with consistency_vote 'knn' is "
+                "a vote share: use a value in [-1, 1]"
+            )
+        return self
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The rule names ``rule`` stands for (``both`` -> radius, consistency)."""
+        return rule_names(self.rule)
 
     @field_validator("delta")
     @classmethod

@@ -16,10 +16,21 @@ Choices the paper leaves open, made explicit here:
   cannot be filtered; the paper keeps them unfiltered (``keep_unknown_classes=True``), and
   they are flagged (reason ``new_class``). ``keep_unknown_classes`` is a separate choice from
   ``delta``: ``delta = inf`` with ``keep_unknown_classes=False`` still drops them.
+* **Small classes: radius shrinkage** (``radius_prior = k0``, ours). ``r_c`` is a mean over
+  the ``n_c`` real images of ``c``, measured from their own centroid, so it is biased low and
+  noisy when ``n_c`` is small (two points sit at half their distance from their midpoint:
+  about 0.7 of the class's spread in high dimension). On a class cut to 2 images the raw
+  rule removed most of the correct images, and those are exactly the classes a targeted
+  plan feeds. With ``k0 > 0`` each radius is shrunk toward a pooled one, as a prior worth
+  ``k0`` images: ``r_c' = (n_c r_c + k0 r_pool) / (n_c + k0)``. ``r_pool`` is the median
+  radius of the classes with at least ``radius_pool_min`` real images (their estimates are
+  trustworthy), or of all classes with a positive radius if none has that many. A large
+  class barely moves (30 images, ``k0 = 4``: 12 % of the way); ``k0 = 0`` is the paper's
+  raw rule.
 * **Degenerate radius.** With one real image (or only identical ones) ``r_c = 0``, and the rule
   would remove every synthetic image but an exact copy: the opposite of what augmenting a
-  scarce class needs. Such classes get a *fallback radius*, the median ``r`` of the classes
-  whose radius is positive, with a warning; the result flags them (``fallback``). If no class
+  scarce class needs. Such classes get a *fallback radius*: the pooled radius ``r_pool``
+  above (whatever ``k0``), with a warning; the result flags them (``fallback``). If no class
   has a positive radius the fallback is ``inf`` (their images are kept).
 * **Boundary.** An image exactly at ``delta * r_c`` is kept; a relative tolerance of 1e-9
   absorbs float rounding, so hand-computed boundary cases behave as written.
@@ -39,9 +50,19 @@ from typing import Any
 
 import numpy as np
 
-from atlantis.filtering.arrays import as_labels, as_matrix, check_delta, class_indices
+from atlantis.filtering.arrays import (
+    CHUNK_ROWS,
+    as_labels,
+    as_matrix,
+    check_delta,
+    class_indices,
+    class_means,
+    l2_normalize,
+    py_value,
+)
 
-__all__ = ["INLIER", "NEW_CLASS", "OUTLIER", "OrdcResult", "check_delta", "ordc", "ordc_keep"]
+__all__ = ["INLIER", "NEW_CLASS", "OUTLIER", "POOL_MIN", "OrdcResult", "check_delta", "ordc",
+           "ordc_keep", "pooled_radius"]  # fmt: skip
 
 #: Reason codes, one per synthetic image (the keep mask says whether it was kept).
 INLIER = "inlier"  # within delta * r_c: kept
@@ -49,7 +70,8 @@ OUTLIER = "outlier"  # beyond delta * r_c: removed
 NEW_CLASS = "new_class"  # no real image of its class: kept unless keep_unknown_classes=False
 
 _RTOL = 1e-9
-_CHUNK_ROWS = 1 << 15  # rows per distance chunk: bounds the float64 temporaries to ~32 MB
+#: Default ``radius_pool_min``: classes with this many real images make the pooled radius.
+POOL_MIN = 5
 
 
 @dataclass(frozen=True)
@@ -60,7 +82,9 @@ class OrdcResult:
     class centroid, ``ratio = distance / radius`` (both NaN for a class without real images),
     ``class_index`` into ``classes`` (-1 for such a class), ``new_class`` and ``fallback``
     flags. Per class with real images (length C): ``classes``, ``n_real``, ``centroids``
-    [C, D], ``radius`` (the one applied) and ``fallback`` (radius replaced, see module doc).
+    [C, D], ``radius`` (the one applied), ``raw_radius`` (the class's own mean distance,
+    before shrinkage and fallback) and ``fallback`` (radius replaced, see module doc).
+    ``pooled_radius``: ``r_pool`` (None when no class has a positive radius).
     """
 
     keep: np.ndarray
@@ -77,6 +101,9 @@ class OrdcResult:
     fallback_radius: float | None
     delta: float
     normalized: bool
+    raw_radius: np.ndarray | None = None
+    pooled_radius: float | None = None
+    radius_prior: float = 0.0
 
     @property
     def fallback(self) -> np.ndarray:
@@ -88,12 +115,14 @@ class OrdcResult:
 
     def class_table(self) -> list[dict[str, Any]]:
         """One JSON-ready row per class with real images: size, radius, fallback flag."""
+        raw = self.radius if self.raw_radius is None else self.raw_radius
         return [
-            {"class": _py(c), "n_real": int(n), "radius": float(r), "fallback": bool(f)}
-            for c, n, r, f in zip(
-                self.classes, self.n_real, self.radius, self.class_fallback, strict=True
+            {"class": py_value(c), "n_real": int(n), "radius": float(r), "raw_radius": float(r0),
+             "fallback": bool(f)}
+            for c, n, r, r0, f in zip(
+                self.classes, self.n_real, self.radius, raw, self.class_fallback, strict=True
             )
-        ]
+        ]  # fmt: skip
 
 
 def ordc_keep(
@@ -105,10 +134,13 @@ def ordc_keep(
     *,
     keep_unknown_classes: bool = True,
     normalize: bool = False,
+    radius_prior: float = 0.0,
+    radius_pool_min: int = POOL_MIN,
 ) -> np.ndarray:
     """Boolean keep mask over the synthetic images (see :func:`ordc` for the details)."""
     return ordc(real_embeddings, real_labels, synthetic_embeddings, synthetic_labels, delta,
-                keep_unknown_classes=keep_unknown_classes, normalize=normalize).keep  # fmt: skip
+                keep_unknown_classes=keep_unknown_classes, normalize=normalize,
+                radius_prior=radius_prior, radius_pool_min=radius_pool_min).keep  # fmt: skip
 
 
 def ordc(
@@ -120,6 +152,8 @@ def ordc(
     *,
     keep_unknown_classes: bool = True,
     normalize: bool = False,
+    radius_prior: float = 0.0,
+    radius_pool_min: int = POOL_MIN,
 ) -> OrdcResult:
     """Apply the ORDC rule; every input is checked before any computation.
 
@@ -132,8 +166,17 @@ def ordc(
         delta: > 0; ``math.inf`` disables the rule.
         keep_unknown_classes: keep images whose class has no real image (the paper does).
         normalize: L2-normalise both sets first (off: the paper's raw embeddings).
+        radius_prior: ``k0`` >= 0, the pooled radius's weight in images (0: the paper's
+            raw radius; see the module doc).
+        radius_pool_min: classes with at least this many real images make the pooled radius.
     """
     delta = check_delta(delta)
+    prior = float(radius_prior)
+    if not (math.isfinite(prior) and prior >= 0):
+        raise ValueError(f"radius_prior must be a finite number >= 0 (0: the paper's raw "
+                         f"radius), got {radius_prior!r}")  # fmt: skip
+    if int(radius_pool_min) != radius_pool_min or radius_pool_min < 1:
+        raise ValueError(f"radius_pool_min must be an integer >= 1, got {radius_pool_min!r}")
     real = as_matrix(real_embeddings, "real_embeddings")
     syn = as_matrix(synthetic_embeddings, "synthetic_embeddings", empty_dim=real.shape[1])
     if real.shape[1] != syn.shape[1]:
@@ -144,11 +187,11 @@ def ordc(
     y_real = as_labels(real_labels, len(real), "real_labels", "real_embeddings")
     y_syn = as_labels(synthetic_labels, len(syn), "synthetic_labels", "synthetic_embeddings")
     if normalize:
-        real, syn = _l2_normalize(real), _l2_normalize(syn)
+        real, syn = l2_normalize(real), l2_normalize(syn)
 
     classes, (real_idx, syn_idx) = class_indices(y_real, y_syn)
     n_real = np.bincount(real_idx, minlength=len(classes))
-    centroids = _class_means(real, real_idx, n_real)
+    centroids = class_means(real, real_idx, n_real)
     real_dist = _distances(real, centroids, real_idx)
     dist_sums = np.bincount(real_idx, weights=real_dist, minlength=len(classes))
     radius = dist_sums / np.maximum(n_real, 1)
@@ -161,7 +204,14 @@ def ordc(
         classes[has_real], n_real[has_real], centroids[has_real], radius[has_real]
     )  # fmt: skip
     class_index = remap[syn_idx]
-    radius, class_fallback, fallback = _fallback_radius(radius, classes)
+    raw_radius = radius
+    pooled = pooled_radius(radius, n_real, int(radius_pool_min))
+    radius, class_fallback, fallback = _fallback_radius(radius, classes, pooled)
+    if prior > 0 and pooled is not None:
+        shrink = ~class_fallback
+        radius[shrink] = (n_real[shrink] * radius[shrink] + prior * pooled) / (
+            n_real[shrink] + prior
+        )
 
     known = class_index >= 0
     distance = np.full(len(syn), np.nan)
@@ -177,65 +227,50 @@ def ordc(
         keep=keep, reason=reason, distance=distance, ratio=ratio, class_index=class_index,
         new_class=~known, classes=classes, n_real=n_real, centroids=centroids, radius=radius,
         class_fallback=class_fallback, fallback_radius=fallback, delta=delta,
-        normalized=normalize,
+        normalized=normalize, raw_radius=raw_radius, pooled_radius=pooled, radius_prior=prior,
     )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ geometry
 
 
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norm, 1e-12).astype(x.dtype)
-
-
-def _class_means(x: np.ndarray, idx: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per-class means by ``np.add.at`` over float64 row chunks.
-
-    The cast matters: ``add.at`` from float32 into float64 takes a slow casting path (4x
-    slower in ``benchmarks/ordc.py``), and chunking keeps the float64 copy small for wide
-    backbone features (60,000 x 1,280 would be 600 MB at once).
-    """
-    sums = np.zeros((len(counts), x.shape[1]), dtype=np.float64)
-    for start in range(0, len(x), _CHUNK_ROWS):
-        stop = start + _CHUNK_ROWS
-        np.add.at(sums, idx[start:stop], x[start:stop].astype(np.float64))
-    return sums / np.maximum(counts, 1)[:, None]
-
-
 def _distances(x: np.ndarray, centroids: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``||x_i - centroids[idx_i]||`` in float64, in row chunks (bounded temporaries)."""
     out = np.empty(len(x), dtype=np.float64)
-    for start in range(0, len(x), _CHUNK_ROWS):
-        stop = start + _CHUNK_ROWS
+    for start in range(0, len(x), CHUNK_ROWS):
+        stop = start + CHUNK_ROWS
         diff = x[start:stop].astype(np.float64) - centroids[idx[start:stop]]
         out[start:stop] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return out
 
 
+def pooled_radius(radius: np.ndarray, n_real: np.ndarray, pool_min: int) -> float | None:
+    """``r_pool``: the median positive radius of the classes with >= ``pool_min`` real images,
+    else of all classes with a positive radius; None when no class has one."""
+    positive = radius > 0
+    for members in (positive & (n_real >= pool_min), positive):
+        if members.any():
+            return float(np.median(radius[members]))
+    return None
+
+
 def _fallback_radius(
-    radius: np.ndarray, classes: np.ndarray
+    radius: np.ndarray, classes: np.ndarray, pooled: float | None
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """Replace zero radii (one real image, or identical ones) by the median positive radius."""
+    """Replace zero radii (one real image, or identical ones) by the pooled radius (a copy)."""
     degenerate = radius <= 0
+    radius = radius.copy()
     if not degenerate.any():
         return radius, degenerate, None
-    positive = radius[~degenerate]
-    fallback = float(np.median(positive)) if positive.size else math.inf
-    names = ", ".join(repr(_py(c)) for c in classes[degenerate][:5])
+    fallback = math.inf if pooled is None else pooled
+    names = ", ".join(repr(py_value(c)) for c in classes[degenerate][:5])
     more = f" and {int(degenerate.sum()) - 5} more" if degenerate.sum() > 5 else ""
     warnings.warn(
         f"ORDC: {int(degenerate.sum())} class(es) have a zero radius (a single real image, or "
-        f"identical ones): {names}{more}; using the fallback radius {fallback:.4g} (median "
-        "over the other classes) instead of removing every synthetic image of them",
+        f"identical ones): {names}{more}; using the fallback radius {fallback:.4g} (the "
+        "pooled radius of the other classes) instead of removing every synthetic image of them",
         RuntimeWarning,
         stacklevel=3,
     )
-    radius = radius.copy()
     radius[degenerate] = fallback
     return radius, degenerate, fallback
-
-
-def _py(value: Any) -> Any:
-    """numpy scalar -> plain Python (for JSON)."""
-    return value.item() if isinstance(value, np.generic) else value

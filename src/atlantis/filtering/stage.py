@@ -48,8 +48,9 @@ from atlantis.errors import ConfigError, StageError
 from atlantis.filtering.config import RUNTIME_KEYS, FilterConfig, delta_tag
 from atlantis.filtering.diversity import auto_threshold, diversity_keep
 from atlantis.filtering.grids import write_class_grids
-from atlantis.filtering.ordc import OrdcResult, ordc
-from atlantis.filtering.stats import filter_stats, json_delta
+from atlantis.filtering.ordc import OrdcResult
+from atlantis.filtering.rules import RuleInputs, apply_rules
+from atlantis.filtering.stats import DIVERSITY, filter_stats, json_delta
 from atlantis.store.atomic import atomic_write_text
 from atlantis.store.run import Run, StageManifest
 
@@ -186,12 +187,17 @@ def _filter(
     real: list[ImageRecord], real_x: np.ndarray, synthetic: list[ImageRecord],
     syn_x: np.ndarray, cfg: FilterConfig, delta: float,
 ) -> tuple[list[ImageRecord], list[ImageRecord], dict[str, Any]]:  # fmt: skip
-    """ORDC, then diversity control over ORDC's survivors; records annotated in ``meta``."""
+    """The rule(s) of ``filter.rule``, then diversity control over their survivors; records
+    annotated in ``meta``."""
     if not synthetic:  # no vectors were computed (see ``_embed``): nothing to measure
         real, real_x = [], real_x[:0]
-    res = ordc(real_x, [r.label for r in real], syn_x, [r.label for r in synthetic], delta,
-               keep_unknown_classes=cfg.keep_new_classes, normalize=cfg.normalize)  # fmt: skip
-    keep, reasons = res.keep.copy(), list(res.reason)
+    inputs = RuleInputs(real_x, [r.label for r in real], syn_x, [r.label for r in synthetic],
+                        cfg, delta)  # fmt: skip
+    decision = apply_rules(inputs, cfg.rule)
+    res = inputs.geometry  # the class table (radii) is reported whatever the rule
+    keep = decision.keep.copy()
+    reasons = [decision.reason(i) for i in range(len(synthetic))]
+    removed_by = [decision.removed_by(i) for i in range(len(synthetic))]
     extra: dict[int, dict[str, Any]] = {}
     rows = np.flatnonzero(keep)
     threshold = cfg.dedup_threshold
@@ -209,12 +215,16 @@ def _filter(
             i, j = int(rows[pos]), int(div.duplicate_of[pos])
             keep[i] = False
             reasons[i] = div.reason(int(pos)) or ""
+            removed_by[i] = [DIVERSITY]
             other = real[j] if div.of_real[pos] else synthetic[int(rows[j])]
             extra[i] = {"duplicate_of": other.id, "similarity": float(div.similarity[pos])}
     kept, removed = [], []
     for i, rec in enumerate(synthetic):
         info = {
             "reason": reasons[i],
+            "rule": cfg.rule,
+            "removed_by": removed_by[i],
+            **decision.info(i),
             "delta": json_delta(delta),
             "distance": _num(res.distance[i]),
             "ratio": _num(res.ratio[i]),
@@ -224,11 +234,18 @@ def _filter(
         }
         out = rec.model_copy(update={"meta": {**rec.meta, "filter": info}})
         (kept if keep[i] else removed).append(out)
-    stats = filter_stats(synthetic, keep, reasons, res)
-    stats.update(normalized=cfg.normalize, dedup_threshold=threshold,
-                 dedup_threshold_setting=cfg.dedup_threshold,
+    stats = filter_stats(synthetic, keep, reasons, res, removed_by=removed_by)
+    stats.update(rule=cfg.rule, rules=list(decision.names), rule_options=_rule_options(cfg),
+                 pooled_radius=res.pooled_radius, normalized=cfg.normalize,
+                 dedup_threshold=threshold, dedup_threshold_setting=cfg.dedup_threshold,
                  keep_new_classes=cfg.keep_new_classes)  # fmt: skip
     return kept, removed, stats
+
+
+def _rule_options(cfg: FilterConfig) -> dict[str, Any]:
+    """The ``radius_*`` / ``consistency_*`` keys of the rules in use (for ``stats.json``)."""
+    data = cfg.model_dump(mode="json")
+    return {k: v for k, v in data.items() if k.split("_")[0] in cfg.rules}
 
 
 def _warn_if_most_are_duplicates(dropped: int, candidates: int, threshold: float) -> None:
