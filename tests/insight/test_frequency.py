@@ -11,7 +11,7 @@ import pytest
 from atlantis.data.records import ImageRecord
 from atlantis.errors import ConfigError
 from atlantis.insight import wordnet as wordnet_mod
-from atlantis.insight.frequency import frequency_eval, tag_records, top_tokens
+from atlantis.insight.frequency import domain_tokens, frequency_eval, tag_records, top_tokens
 from atlantis.insight.text import WordNetTagger, get_tagger, normalise_name, split_words
 from atlantis.insight.wordnet import REQUIRED, WordNet, WordNetMissingError, find_wordnet_dir
 
@@ -71,6 +71,24 @@ def test_frequency_table_overall_and_per_class(tagger: WordNetTagger) -> None:
     assert [(t.token, t.count) for t in table.per_class["gull"]] == [("bird", 3), ("fly", 2)]
     assert [t.token for t in top_tokens(table, "verb")] == ["fly"]
     assert table.tagger == "wordnet-lexicon"
+
+
+def test_domain_tokens_are_what_a_domains_captions_say_more_than_the_others(
+    tagger: WordNetTagger,
+) -> None:
+    caps = ["a gull swimming in the water near a boat", "a gull swimming in the water",
+            "a tern swimming on the water by a boat", "a gull flying in the sky",
+            "a tern flying in the sky", "a gull flying over the water"]  # fmt: skip
+    records = [rec(i, "gull", c) for i, c in enumerate(caps)]
+    where = {str(i): ["swimming"] for i in range(3)} | {str(i): ["flying"] for i in range(3, 6)}
+    got = domain_tokens(tag_records(records, tagger), where, skip={"gull", "tern", "swim", "fly"})
+    # water is in 3 of 3 swimming images, 1 of 3 flying ones: lift 3; boat only swimming
+    assert [(t.token, t.count) for t in got["swimming"]] == [("water", 3), ("boat", 2)]
+    assert [(t.token, t.count) for t in got["flying"]] == [("sky", 2)]
+    # The same captions in every domain (vendors drawing the same emoji): nothing distinctive.
+    same = [rec(i, "face", "grinning face emoji") for i in range(4)]
+    vendors = {"0": ["google"], "1": ["google"], "2": ["twitter"], "3": ["twitter"]}
+    assert domain_tokens(tag_records(same, tagger), vendors) == {"google": [], "twitter": []}
 
 
 def test_repeated_captions_are_tagged_once(tagger: WordNetTagger, monkeypatch) -> None:

@@ -24,6 +24,7 @@ from atlantis.insight.schema import (
     NewClasses,
     Recommendations,
     ScarceCell,
+    TokenCount,
 )
 from atlantis.llm.base import LLM, LLMTask
 from atlantis.llm.rules import rule
@@ -168,6 +169,7 @@ def assemble_insight(
     table: FrequencyTable,
     detectors: list[dict[str, Any]],
     metadata: dict[str, Any],
+    domain_tokens: dict[str, list[TokenCount]] | None = None,
 ) -> Insight:
     """The validated ``insight.json`` object (pydantic raises on any inconsistency)."""
     return Insight.model_validate({
@@ -185,6 +187,7 @@ def assemble_insight(
         "new_classes": new.new_classes,
         "top_tokens": [t.model_dump() for t in table.top],
         "top_tokens_per_class": {k: [t.model_dump() for t in v] for k, v in table.per_class.items()},
+        "domain_tokens": {k: [t.model_dump() for t in v] for k, v in (domain_tokens or {}).items()},
         "findings": detectors,
         "metadata": metadata,
     })  # fmt: skip

@@ -4,12 +4,17 @@ Counts are occurrences of lemmatised tokens over every caption of every training
 overall (top ``top_n``, 50 by default as in the paper) and per class (top ``per_class_n``).
 The per-record token lists are kept too (``TaggedRecords``): domain assignment matches
 them against domain keywords, so the captions are tagged once per stage.
+
+``domain_tokens`` says what the captions of each domain mention *more than the other
+domains do* (images whose captions hold the token, at least ``lift`` times the rate
+elsewhere): the words a description or a retrieval query needs to land in that domain
+("water" for swimming birds). Domains the captions never tell apart get none.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from atlantis.data.records import ImageRecord
@@ -66,3 +71,41 @@ def _top(counter: Counter[Token], n: int) -> list[TokenCount]:
 def top_tokens(table: FrequencyTable, pos: str, n: int | None = None) -> list[TokenCount]:
     """The table's nouns or verbs only, most frequent first."""
     return [t for t in table.top if t.pos == pos][:n]
+
+
+def domain_tokens(
+    tagged: TaggedRecords,
+    domains: Mapping[str, Sequence[str]],
+    skip: Collection[str] = (),
+    n: int = 5,
+    lift: float = 2.0,
+) -> dict[str, list[TokenCount]]:
+    """Per domain, up to ``n`` caption tokens distinctive of it (see the module docstring).
+
+    ``domains`` maps record id -> its domains (the assignment); ``skip`` holds words never
+    worth reporting (class-name words, the domains' own names and keywords). ``count`` is
+    the number of the domain's images whose captions hold the token; a token needs at
+    least 2 of them. Ranked by that count, then by the lift, then by name."""
+    images: Counter[str] = Counter()
+    holding: dict[str, Counter[Token]] = {}
+    total: Counter[Token] = Counter()
+    for rid, toks in zip(tagged.ids, tagged.tokens, strict=True):
+        present = set(toks)
+        total.update(present)
+        for d in dict.fromkeys(domains.get(rid, ())):
+            images[d] += 1
+            holding.setdefault(d, Counter()).update(present)
+    out: dict[str, list[TokenCount]] = {}
+    n_all = len(tagged.ids)
+    for d, cnt in holding.items():
+        n_rest = n_all - images[d]
+        if n_rest <= 0:
+            continue  # a domain holding every image has nothing to stand apart from
+        ranked = []
+        for (tok, pos), k in cnt.items():
+            rest = (total[(tok, pos)] - k) / n_rest
+            ratio = (k / images[d]) / rest if rest else float("inf")
+            if k >= 2 and ratio >= lift and tok not in skip:
+                ranked.append((-k, -ratio, tok, pos))
+        out[d] = [TokenCount(token=t, pos=p, count=-k) for k, _, t, p in sorted(ranked)[:n]]
+    return out

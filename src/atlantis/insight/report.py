@@ -258,9 +258,11 @@ def _overview(insight: Insight) -> str:
 
 def _vocabulary(insight: Insight) -> str:
     domains = _table(
-        ["domain", "description", "keywords"],
-        [(d.name, d.description, ", ".join(d.keywords)) for d in insight.domains],
-    )
+        ["domain", "description", "keywords", "distinctive caption tokens"],
+        [(d.name, d.description, ", ".join(d.keywords),
+          ", ".join(f"{t.token} ({t.count})" for t in insight.domain_tokens.get(d.name, [])))
+         for d in insight.domains],
+    )  # fmt: skip
     nouns = [(t.token, t.count) for t in insight.top_tokens if t.pos == "noun"][:25]
     verbs = [(t.token, t.count) for t in insight.top_tokens if t.pos == "verb"][:25]
     tokens = (

@@ -118,6 +118,9 @@ class Insight(_Model):
     new_classes: list[str]
     top_tokens: list[TokenCount]
     top_tokens_per_class: dict[str, list[TokenCount]] = Field(default_factory=dict)
+    # Caption tokens distinctive of each domain (``frequency.domain_tokens``): empty for
+    # domains the captions do not tell apart.
+    domain_tokens: dict[str, list[TokenCount]] = Field(default_factory=dict)
     findings: list[dict[str, Any]] = Field(default_factory=list)  # detector summaries
     # Provenance: dataset, split used, captioner, LLM backend (and whether it is a model),
     # prompt template versions, timings.

@@ -30,9 +30,10 @@ from atlantis.insight.config import InsightConfig
 from atlantis.insight.context import dataset_summary, make_context
 from atlantis.insight.domains import infer_domains
 from atlantis.insight.extract import assemble_insight, findings_view, write_recommendations
-from atlantis.insight.frequency import frequency_eval, tag_records
+from atlantis.insight.frequency import domain_tokens, frequency_eval, tag_records
 from atlantis.insight.new_classes import search_new_classes
 from atlantis.insight.schema import Insight
+from atlantis.insight.text import normalise_name
 from atlantis.llm import create_llm
 from atlantis.llm.prompts import load_prompt
 from atlantis.llm.store import CallStore
@@ -105,6 +106,9 @@ def insight(
             embedder = minilm_embedder() if cfg.embedding_assign else None
             assignment = assign_domains(train, tagged, domains, text_embedder=embedder)
             cells = scarce_cells(assignment.class_domain_counts, cfg.scarce_fraction)
+            skip = {w for c in report.class_names for w in normalise_name(c).split()}
+            skip |= {w for d in domains.domains for w in [*d.name.lower().split(), *d.keywords]}
+            per_domain = domain_tokens(tagged, assignment.domains, skip)
         say("detectors")
         with ctx.timer("detectors_s"):
             detector_dicts = _run_detectors(
@@ -146,7 +150,8 @@ def insight(
                 "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
             }
             result = assemble_insight(recs, report, domains, assignment.class_domain_counts,
-                                      cells, new, table, detector_dicts, metadata)  # fmt: skip
+                                      cells, new, table, detector_dicts, metadata,
+                                      per_domain)  # fmt: skip
         _write_outputs(ctx, result, table, detector_dicts, train, assignment)
         ctx.counts.update(
             train_images=len(train), classes=len(report.class_names), test_classes=len(test_names),
