@@ -8,7 +8,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from atlantis.config import EmbedConfig
+from atlantis.config import EmbedConfig, load_config
+from atlantis.errors import ConfigError
 from atlantis.filtering.config import FilterConfig, delta_tag
 from atlantis.filtering.grids import grid_filenames
 from atlantis.filtering.stage import resolve_embed_config, stage_name
@@ -72,3 +73,49 @@ def test_grid_filenames_are_safe_and_distinct() -> None:
     assert names == {"Black Tern": "Black_Tern.png", "black tern": "black_tern-2.png",
                      "a/b": "a_b.png", "..": "class.png", "Black_Tern": "Black_Tern-3.png"}  # fmt: skip
     assert len({n.lower() for n in names.values()}) == len(names)
+
+
+def test_rule_names_and_defaults() -> None:
+    cfg = FilterConfig()
+    assert (cfg.rule, cfg.rules, cfg.radius_prior, cfg.radius_pool_min) == ("radius",
+                                                                            ("radius",), 4.0, 5)  # fmt: skip
+    assert (cfg.consistency_metric, cfg.consistency_vote, cfg.consistency_k,
+            cfg.consistency_margin) == ("cosine", "centroid", 10, 0.0)  # fmt: skip
+    assert FilterConfig(rule="both").rules == ("radius", "consistency")
+    assert FilterConfig(rule="consistency+radius").rules == ("consistency", "radius")
+    assert FilterConfig(rule="none").rules == ("none",)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key", "message"),
+    [
+        ({"rule": "ordc"}, "rule", "unknown filter rule 'ordc'; valid: consistency, none, "
+                                   "radius, both"),
+        ({"rule": "radius+knn"}, "rule", "unknown filter rule 'knn'"),
+        ({"rule": "radius+radius"}, "rule", "names a rule twice"),
+        ({"radius_prior": -1}, "radius_prior", "greater than or equal to 0"),
+        ({"radius_prior": "inf"}, "radius_prior", "finite number"),
+        ({"radius_pool_min": 0}, "radius_pool_min", "greater than or equal to 1"),
+        ({"consistency_metric": "l1"}, "consistency_metric", "'cosine' or 'euclidean'"),
+        ({"consistency_vote": "all"}, "consistency_vote", "'centroid' or 'knn'"),
+        ({"consistency_k": 0}, "consistency_k", "greater than or equal to 1"),
+        ({"consistency_margin": "nan"}, "consistency_margin", "finite number"),
+        ({"consistency_vote": "knn", "consistency_margin": 1.5}, "consistency_margin",
+         "vote share: use a value in \\[-1, 1\\]"),
+    ],
+)  # fmt: skip
+def test_bad_rule_options_name_the_key(kwargs: dict, key: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message) as e:
+        FilterConfig(**kwargs)
+    assert key in str(e.value)
+
+
+def test_rule_errors_through_the_run_config() -> None:
+    """``--set filter.rule=...`` fails in one line naming the key and the valid rules."""
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["filter.rule=nearest"])
+    assert "'filter.rule'" in str(e.value) and "valid: consistency, none, radius, both" in str(
+        e.value
+    )
+    cfg = load_config(None, ["filter.rule=both", "filter.consistency_k=3"])
+    assert cfg.filter.rules == ("radius", "consistency") and cfg.filter.consistency_k == 3

@@ -157,3 +157,75 @@ def test_nan_rows_are_named() -> None:
 def test_bad_inputs(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ordc(*args, 1.0)
+
+
+# ------------------------------------------------------------------------------ shrinkage
+
+# "wide": 6 points at distance 2 from (0, 0); "wider": 6 at distance 4 from (100, 0);
+# "pair": 2 points, (0, 50) and (2, 50): centroid (1, 50), raw radius 1; "one": a single image.
+RING = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0]], np.float64)
+SHRINK_REAL = np.vstack([2 * RING, 4 * RING + [100, 0], [[0, 50], [2, 50]], [[50, -50]]])
+SHRINK_Y = ["wide"] * 6 + ["wider"] * 6 + ["pair"] * 2 + ["one"]
+
+
+def test_radius_prior_shrinks_a_two_image_class_toward_the_pool() -> None:
+    """r_pool = median(2, 4) = 3 (classes with >= 5 images); k0 = 4:
+    pair (2 * 1 + 4 * 3) / 6 = 7/3, wide (6 * 2 + 12) / 10 = 2.4, wider (24 + 12) / 10 = 3.6."""
+    syn, y = [[3, 50], [1, 53.5]], ["pair", "pair"]  # distances 2 and 3.5 from (1, 50)
+    with pytest.warns(RuntimeWarning, match="fallback radius 3 "):
+        raw = ordc(SHRINK_REAL, SHRINK_Y, syn, y, 1.5)
+    assert raw.radius_prior == 0 and raw.pooled_radius == pytest.approx(3.0)
+    np.testing.assert_allclose(raw.radius, [3.0, 1.0, 2.0, 4.0])  # one, pair, wide, wider
+    assert raw.keep.tolist() == [False, False]  # ratio 2 and 3.5 against r = 1
+    with pytest.warns(RuntimeWarning):
+        res = ordc(SHRINK_REAL, SHRINK_Y, syn, y, 1.5, radius_prior=4)
+    assert res.classes.tolist() == ["one", "pair", "wide", "wider"]
+    np.testing.assert_allclose(res.radius, [3.0, 7 / 3, 2.4, 3.6])
+    np.testing.assert_allclose(res.raw_radius, [0.0, 1.0, 2.0, 4.0])
+    np.testing.assert_allclose(res.ratio, [2 / (7 / 3), 3.5 / (7 / 3)])  # 0.857, 1.5
+    assert res.keep.tolist() == [True, True]  # the second exactly on the boundary
+    assert res.class_fallback.tolist() == [True, False, False, False]
+    assert res.class_table()[1] | {"radius": None} == {
+        "class": "pair", "n_real": 2, "radius": None, "raw_radius": 1.0, "fallback": False}  # fmt: skip
+
+
+def test_more_prior_moves_further_and_zero_is_the_paper() -> None:
+    radii = []
+    for k0 in (0, 1, 4, 100, 1e9):
+        with pytest.warns(RuntimeWarning):
+            radii.append(ordc(SHRINK_REAL, SHRINK_Y, [[1, 50]], ["pair"], 1.0,
+                              radius_prior=k0).radius[1])  # fmt: skip
+    assert radii[0] == 1.0 and all(a < b for a, b in itertools.pairwise(radii))
+    assert radii[-1] == pytest.approx(3.0)
+
+
+def test_the_pool_falls_back_to_every_positive_radius() -> None:
+    """No class has 7 images: r_pool is the median over all positive radii, (1, 2, 4) -> 2,
+    and the single-image class's fallback is that same pooled radius."""
+    with pytest.warns(RuntimeWarning, match="fallback radius 2 "):
+        res = ordc(SHRINK_REAL, SHRINK_Y, [[1, 50]], ["pair"], 1.0, radius_prior=2,
+                   radius_pool_min=7)  # fmt: skip
+    assert res.pooled_radius == pytest.approx(2.0) and res.fallback_radius == pytest.approx(2.0)
+    np.testing.assert_allclose(res.radius, [2.0, (2 * 1 + 2 * 2) / 4, 2.0, (24 + 4) / 8])
+
+
+def test_the_pool_ignores_small_classes() -> None:
+    """With pool_min 2 the pair counts too: median(1, 2, 4) = 2; with 5 it does not: 3."""
+    for pool_min, pooled in ((2, 2.0), (5, 3.0)):
+        with pytest.warns(RuntimeWarning):
+            res = ordc(SHRINK_REAL, SHRINK_Y, [], [], 1.0, radius_pool_min=pool_min)
+        assert res.pooled_radius == pytest.approx(pooled)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"radius_prior": -1}, "radius_prior must be a finite number >= 0"),
+        ({"radius_prior": math.inf}, "radius_prior must be a finite number >= 0"),
+        ({"radius_pool_min": 0}, "radius_pool_min must be an integer >= 1"),
+        ({"radius_pool_min": 2.5}, "radius_pool_min must be an integer >= 1"),
+    ],
+)
+def test_bad_shrinkage_options(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ordc(REAL, REAL_Y, SYN, SYN_Y, 1.0, **kwargs)

@@ -8,7 +8,8 @@ to measure it, each stated as what it is:
   and domain per image. An image is *right* when its true class is the planned class and,
   when the plan named a domain, its true domain is that domain. Besides the shares of
   right images among those sourced and those kept, the filter's keep/remove decisions are
-  scored against it (right images removed, wrong images kept).
+  scored against it (right images removed, wrong images kept), overall and per filter rule
+  (``per_rule``: each rule of ``filter.rule`` alone, from the records' ``removed_by``).
 * **proxy** (no truth, e.g. text-to-image): an image is counted class-right when the
   nearest real-class centroid, in the baseline arm's trained model (cosine), is its planned
   class. It says nothing about the domain, and it is the model's opinion, not the truth.
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from atlantis.data.records import ImageRecord
 from atlantis.data.truth import TruthEntry, describe_missing, load_truth, missing_truth
@@ -84,6 +85,11 @@ class ArmFidelity(_Model):
     sourced: FidelityShare
     kept: FidelityShare
     confusion: FilterConfusion | None = None
+    # Truth only: rule name -> that rule alone (an image counts as removed by the rule iff the
+    # rule removed it, whatever the other rules or diversity control did). Under
+    # ``filter.rule: both`` this compares the rules on one run. Empty when the records do not
+    # say (filtered before rules were recorded) or there is no truth.
+    per_rule: dict[str, FilterConfusion] = Field(default_factory=dict)
     unmatched: int = 0  # images that could not be judged (see ``note``)
     note: str = ""
 
@@ -139,8 +145,21 @@ def truth_fidelity(arm: str, kept: Sequence[ImageRecord], removed: Sequence[Imag
         arm=arm, basis="truth", sourced=_share(flags),
         kept=_share([f for f, k in zip(flags, is_kept, strict=True) if k]),
         confusion=_confusion(right, is_kept), unmatched=unmatched,
+        per_rule=_per_rule([r for r, _ in judged], right),
         note=f"{unmatched} image(s) not from the pool could not be judged" if unmatched else "",
     )  # fmt: skip
+
+
+def _per_rule(records: Sequence[ImageRecord],
+              right: Sequence[bool]) -> dict[str, FilterConfusion]:  # fmt: skip
+    """Each filter rule's own confusion, from ``meta["filter"]``: ``verdicts`` (the rules that
+    judged the image) and ``removed_by`` (those that removed it); {} if any record lacks them."""
+    infos = [r.meta.get("filter") for r in records]
+    if not infos or not all(isinstance(i, dict) and "verdicts" in i for i in infos):
+        return {}
+    removed_by = [set(i.get("removed_by") or []) for i in infos]  # type: ignore[union-attr]
+    names = dict.fromkeys(n for i in infos for n in i["verdicts"])  # type: ignore[index]
+    return {n: _confusion(right, [n not in by for by in removed_by]) for n in names}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ from atlantis.report.schema import (
     metric_order,
 )
 
-__all__ = ["eta_sentence", "fidelity_line", "headroom_sentence", "render_report"]
+__all__ = ["eta_sentence", "fidelity_line", "headroom_sentence", "per_rule_line",
+           "render_report"]  # fmt: skip
 
 _MORE_CSS = """
 .notes{background:#fff4d6;border:1px solid #e5b94a;border-radius:6px;padding:6px 14px}
@@ -422,6 +423,20 @@ def fidelity_line(f: ArmFidelity) -> str:
     return line
 
 
+def per_rule_line(fidelity: dict[str, ArmFidelity]) -> str:
+    """Each filter rule alone against the truth, every arm in one line ("" when none says)."""
+    parts = []
+    for arm, f in fidelity.items():
+        rules = [f"{name} removed {c.right_removed:,} of {c.right_kept + c.right_removed:,} "
+                 f"right and kept {c.wrong_kept:,} of {c.wrong_kept + c.wrong_removed:,} wrong"
+                 for name, c in f.per_rule.items()]  # fmt: skip
+        if rules:
+            parts.append(f"{arm}: " + ", ".join(rules))
+    if not parts:
+        return ""
+    return "Per filter rule (each rule alone, before diversity control): " + "; ".join(parts) + "."
+
+
 def _fidelity(data: ReportData) -> str | None:
     """Per augmented arm: are its images the planned class and domain (truth or proxy)?"""
     if not data.fidelity:
@@ -438,6 +453,8 @@ def _fidelity(data: ReportData) -> str | None:
         ])  # fmt: skip
     notes = "".join(f"<p class='muted'>{_e(a)}: {_e(f.note)}</p>"
                     for a, f in data.fidelity.items() if f.note)  # fmt: skip
+    if rules := per_rule_line(data.fidelity):
+        notes = f"<p>{_e(rules)}</p>" + notes
     basis = {f.basis for f in data.fidelity.values()}
     intro = ("Against the pool's truth file (each pool image's real class and domain, which "
              "neither the planner nor the source reads): an image is right when its true "

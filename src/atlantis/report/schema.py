@@ -362,7 +362,8 @@ class ReportData(_Model):
     headroom: Headroom | None = None
     # R@1 against the budget for the naive and the targeted arm, and eta (loop.budgets).
     budget_curve: BudgetCurve | None = None
-    # Per augmented arm: did the source deliver the plan's class and domain (truth or proxy).
+    # Per augmented arm: did the source deliver the plan's class and domain (truth or proxy),
+    # and the filter's keep/remove confusion (with truth also per filter rule: ``per_rule``).
     fidelity: dict[str, ArmFidelity] = Field(default_factory=dict)
     filter: dict[str, FilterSummary] = Field(default_factory=dict)
     adversarial: AdversarialTable | None = None
