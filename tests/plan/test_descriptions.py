@@ -35,7 +35,12 @@ def test_rules_texts_have_the_count_no_repeats_and_name_class_and_domain() -> No
     for d in ("swimming", "flying"):
         assert all(t.startswith(f"a photo of a Laysan Albatross {d}, ") for t in got[d])
     assert got[None][0].startswith("a photo of a Laysan Albatross, ")
-    assert "featuring wing" in got["swimming"][0] and "featuring beak" in got["swimming"][1]
+    # the class's caption tokens, in a rotating window
+    assert (
+        "with wing and beak, " in got["swimming"][0]
+        and "with beak and wing, " in got["swimming"][1]
+    )
+    assert not any("domain" in t for t in texts)
     assert describe(rules, {"swimming": 7, "flying": 3, None: 2}) == got  # deterministic
     # A later round continues the enumeration: nothing repeats the earlier texts.
     more = describe(rules, {"swimming": 5}, existing=got)
@@ -50,9 +55,41 @@ def test_rules_stay_distinct_beyond_the_enumeration() -> None:
 def test_domain_phrase_follows_the_criterion() -> None:
     rules = create_llm("rules")
     scene = describe(rules, {"harbour": 1}, criterion="scene", domains={})["harbour"][0]
-    assert scene.startswith("a photo of a Laysan Albatross in a harbour scene, ")
+    assert scene.startswith("a photo of a Laysan Albatross in the harbour, ")
+    style = describe(rules, {"watercolor": 1}, criterion="art style", domains={})["watercolor"][0]
+    assert style.startswith("a photo of a Laysan Albatross in watercolor style, ")
+    # A provided label is named as the data names it: no template word such as "domain".
     labels = describe(rules, {"google": 1}, criterion="provided domain labels", domains={})
-    assert "Laysan Albatross in the google domain" in labels["google"][0]
+    assert labels["google"][0].startswith("a photo of a Laysan Albatross, google, with wing")
+    assert "domain" not in labels["google"][0]
+
+
+def test_rules_texts_carry_the_datas_words() -> None:
+    """The word every caption uses, the class's tokens and the domain's caption tokens."""
+    rules = create_llm("rules")
+    got = describe(rules, {"swimming": 4}, tokens=["wing", "beak", "webbed foot", "dive"],
+                   subject="bird", domain_words={"swimming": ["water", "wave"]},
+                   criterion="activity")  # fmt: skip
+    first = got["swimming"][0]
+    assert first.startswith("a Laysan Albatross bird swimming, water, wave, with wing, beak and "
+                            "webbed foot, ")  # fmt: skip
+    assert "with beak, webbed foot and dive, " in got["swimming"][1]
+    assert all(
+        t.startswith("a Laysan Albatross bird swimming, water, wave, ") for t in got["swimming"]
+    )
+    # A subject word already in the class's name is not said twice.
+    emoji = describe(rules, {None: 1}, class_name="face-smiling", tokens=["grin"], subject="face")
+    assert emoji[None][0].startswith("a photo of a face smiling, with grin, ")
+    # A writer model is given the same words, per cell, and asked to use them.
+    writer = Writer([{"cells": [{"domain": "swimming", "descriptions": ["A Laysan Albatross."]}]}])
+    describe(writer, {"swimming": 1}, subject="bird", domain_words={"swimming": ["water"]})
+    seen = writer.seen[0]
+    assert seen["subject_word"] == "bird" and seen["class_tokens"] == ["wing", "beak"]
+    assert seen["cells"][0]["domain_words"] == ["water"]
+    from atlantis.llm.prompts import load_prompt
+
+    system = load_prompt("aps/descriptions").system
+    assert all(f'"{k}"' in system for k in ("class_tokens", "subject_word", "domain_words"))
 
 
 def test_accept_cleans_and_rejects() -> None:
@@ -134,3 +171,31 @@ def test_every_aps_task_has_a_template_and_a_rules_handler() -> None:
         assert mod.TASK in RULES and "aps." + mod.TEMPLATE.split("/")[1] == mod.TASK
         system, user = load_prompt(mod.TEMPLATE).render({"x": 1}, {"title": "T"})
         assert "<data>" in user["content"] and "JSON" in system["content"]
+
+
+def test_the_plans_texts_carry_the_insights_words(bare_run) -> None:
+    """From insight.json to plan.jsonl: class tokens, the subject word, the domain's words."""
+    from atlantis.plan.config import PlanConfig
+    from atlantis.plan.stage import load_plan, plan
+
+    from .conftest import TRAIN, make_insight, write_insight
+
+    def toks(*words: str) -> list[dict]:
+        return [{"token": w, "pos": "noun", "count": 5} for w in words]
+
+    own = {"Laysan Albatross": ("wingspan", "ocean"), "Herring Gull": ("harbour", "chip"),
+           "Arctic Tern": ("fork", "migration"), "Mallard": ("drake", "pond")}  # fmt: skip
+    write_insight(bare_run, make_insight(
+        top_tokens=toks("bird", "water"),
+        top_tokens_per_class={c: toks("bird", *own[c]) for c in TRAIN},
+        domain_tokens={"swimming": toks("water", "wave"), "flying": toks("sky")}))  # fmt: skip
+    plan(bare_run, PlanConfig(budget=60))
+    items = [it for it in load_plan(bare_run, "targeted") if not it.is_new_class]
+    assert items
+    for it in items:
+        text = it.description
+        assert text.startswith(f"{'an' if it.class_name[0] in 'AEIOU' else 'a'} "
+                               f"{it.class_name} bird {it.domain}")  # fmt: skip
+        assert all(w in text for w in own[it.class_name])  # its distinctive tokens
+        assert ("water, wave" in text) == (it.domain == "swimming")
+        assert ("sky" in text) == (it.domain == "flying")

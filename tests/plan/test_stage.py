@@ -19,10 +19,12 @@ from atlantis.data.emoji import fetch_emoji
 from atlantis.data.ingest import ingest
 from atlantis.errors import StageError
 from atlantis.insight.config import InsightConfig
+from atlantis.insight.schema import Insight
 from atlantis.insight.stage import insight
 from atlantis.llm.base import LLM
 from atlantis.plan import stage as stage_mod
 from atlantis.plan.config import PlanConfig
+from atlantis.plan.items import class_tokens
 from atlantis.plan.schema import PlanItem, PlanSummary
 from atlantis.plan.stage import load_plan, load_summary, plan, replan
 from atlantis.redact import REDACTED
@@ -122,7 +124,7 @@ def test_a_fake_llm_through_the_stage(run: Run, monkeypatch) -> None:
     s = load_summary(run, "targeted")
     assert s.is_language_model and s.llm == "fake:scripted-v1"
     assert s.objective == "Fill the tern and swimming gaps."
-    assert s.prompts["aps/descriptions"] == "aps/descriptions.v1"
+    assert s.prompts["aps/descriptions"] == "aps/descriptions.v2"
     assert s.metadata["references"]["Arctic Tern"] == "About Arctic Tern."
     stored = [
         json.loads(p.read_text()) for p in (run.stage_dir("plan/targeted") / "llm").glob("*.json")
@@ -214,9 +216,20 @@ def test_emoji_demo_plans(tmp_path: Path) -> None:
     under = {r.class_name for r in rows if r.step == "under_represented"}
     assert under == set(ins["under_represented_classes"])  # the 7 small classes come first
     assert rows[0].step == "under_represented"
-    assert sum(it.is_new_class for it in items) == 20 and {it.domain for it in items} == {
+    # No WordNet evidence for new emoji classes: none planned, the whole budget on the data.
+    assert sum(it.is_new_class for it in items) == 0 and {it.domain for it in items} == {
         "google", "twitter"}  # fmt: skip
     assert len({it.description for it in items}) == 200
+    # Each text: the class in words, the captions' own "emoji", the class's caption tokens,
+    # the vendor as the data names it; never a template word such as "domain".
+    tokens = class_tokens(Insight.model_validate(ins))
+    for it in items:
+        name = it.class_name.replace("-", " ")
+        assert it.description.startswith(
+            f"a {name} emoji, {it.domain}, with "
+        ) or it.description.startswith(f"an {name} emoji, {it.domain}, with "), it.description
+        assert "domain" not in it.description
+        assert any(t in it.description for t in tokens[it.class_name])
     naive_items = load_plan(run, "naive")
     assert {it.domain for it in naive_items} == {None} and not any(
         it.is_new_class for it in naive_items

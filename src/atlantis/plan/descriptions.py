@@ -10,10 +10,21 @@ topped up by asking again for the missing texts only, with the accepted ones lis
 avoid; a call that adds nothing counts as a failure, and ``MAX_FAILED_CALLS`` of them raise
 ``LLMOutputError`` naming the class.
 
-The ``rules`` handler (no model) composes "a photo of a {class} {domain phrase}, {scale},
-{viewpoint}, {lighting}, {background}, featuring {class token}": the attributes run through
-a fixed scrambled enumeration (400 distinct combinations, then numbered variants) starting
-at the cell's ``start`` index, so texts never repeat, even across feedback rounds.
+The writer is given the words of the data, and asked to use them: the class's name in
+plain words (``display_name``), its distinctive caption tokens (``class_tokens``), the word
+the captions use for every image (``subject_word``, e.g. "emoji" or "bird"), and per cell
+the domain as the data names it and the caption tokens distinctive of that domain
+(``domain_words``, from the insight's ``domain_tokens``). Those are the words that tell a
+class and a domain apart, for a text-to-image model and for a text-retrieval query alike.
+
+The ``rules`` handler (no model) composes "{a class subject | a photo of a class}{domain
+phrase}[, domain words], with {three class tokens}, {scale}, {viewpoint}, {lighting},
+{background}": the domain phrase follows what the domains vary along (an activity follows
+the name, "a Laysan Albatross swimming"; a scene is "in the harbour"; a style "in
+watercolor style"; any other domain, e.g. a provided label, is named as the data names it,
+", google"), the class tokens rotate through a window of three, and the attributes run
+through a fixed scrambled enumeration (400 distinct combinations, then numbered variants)
+starting at the cell's ``start`` index, so texts never repeat, even across feedback rounds.
 """
 
 from __future__ import annotations
@@ -87,6 +98,8 @@ def describe_class(
     domains: Mapping[str, Domain],
     per_call: int = 20,
     store: CallStore | None = None,
+    subject: str = "",
+    domain_words: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[Cell, list[str]]:
     """``requests[cell]`` new texts per cell of one class (see the module docstring)."""
     done: dict[Cell, list[str]] = {d: [] for d in requests}
@@ -101,6 +114,8 @@ def describe_class(
         cells = [{
             "domain": d,
             "domain_description": domains[d].description if d in domains else "",
+            "domain_keywords": list(domains[d].keywords) if d in domains else [],
+            "domain_words": list((domain_words or {}).get(d, [])) if d else [],
             "n": n,
             "start": len(existing.get(d, [])) + len(done[d]),
             "why": why.get(d, ""),
@@ -109,7 +124,7 @@ def describe_class(
         variables = {"objective": objective, "domain_criterion": criterion,
                      "class_name": class_name, "display_name": display_name(class_name),
                      "is_new_class": is_new_class, "reference": reference,
-                     "class_tokens": list(tokens), "cells": cells,
+                     "class_tokens": list(tokens), "subject_word": subject, "cells": cells,
                      "n_total": sum(chunk.values())}  # fmt: skip
         if failures:
             variables["retry"] = failures  # a new request: the stored answer is not reused
@@ -192,36 +207,53 @@ def _domain_key(domain: str | None) -> str:
 
 
 def domain_phrase(domain: str | None, criterion: str) -> str:
-    """How a domain reads after the class name, by what the domains vary along."""
+    """How a domain reads after the class name, by what the domains vary along; the domain
+    is named as the data names it, with no template word for "domain"."""
     if not domain:
         return ""
     c = criterion.lower()
     if c.startswith("activit"):
         return f" {domain}"  # "a Laysan Albatross swimming"
-    if any(w in c for w in ("scene", "background", "setting", "environment")):
-        return f" in a {domain} scene"
+    if any(w in c for w in ("scene", "background", "setting", "environment", "place")):
+        return f" in the {domain}"  # "a Laysan Albatross in the harbour"
     if "style" in c:
-        return f" in {domain} style"
-    return f" in the {domain} domain"
+        return f" in {domain} style"  # "in watercolor style": the criterion's own word
+    return f", {domain}"  # a provided label or any other axis: "a face smiling emoji, google"
 
 
-def compose(name: str, phrase: str, i: int, details: Sequence[str]) -> str:
+def subject_head(name: str, subject: str = "") -> str:
+    """The opening of a rules text: "a face smiling emoji" when the captions name what
+    every image is, else "a photo of a Laysan Albatross"."""
+    words = set(name.lower().split())
+    if subject and subject.lower() not in words:
+        return f"{article(name)} {name} {subject}"
+    return f"a photo of {article(name)} {name}"
+
+
+def compose(head: str, phrase: str, i: int, details: Sequence[str],
+            domain_words: Sequence[str] = ()) -> str:  # fmt: skip
     """The ``i``-th rules description of a cell; distinct for every ``i``."""
     j = (i * 161) % 400  # 161 is prime to 400: a bijection; any 10 in a row vary every attribute
-    parts = [f"a photo of {article(name)} {name}{phrase}", SCALES[j // 100], VIEWS[j % 5],
-             LIGHTS[(j // 5) % 5], BACKGROUNDS[(j // 25) % 4]]  # fmt: skip
+    parts = [f"{head}{phrase}", *domain_words]
     if details:
-        parts.append(f"featuring {details[i % len(details)]}")
+        window = [details[(i + k) % len(details)] for k in range(min(3, len(details)))]
+        parts.append("with " + _and(window))
+    parts += [SCALES[j // 100], VIEWS[j % 5], LIGHTS[(j // 5) % 5], BACKGROUNDS[(j // 25) % 4]]
     if i >= 400:
         parts.append(f"variant {i // 400 + 1}")
     return ", ".join(parts)
 
 
+def _and(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 @rule(TASK)
 def descriptions_rules(v: dict[str, Any]) -> DescriptionBatch:
-    """Template descriptions (no model): class, domain phrase, enumerated variations."""
-    name = v["display_name"]
+    """Template descriptions (no model): the data's words, enumerated variations."""
+    head = subject_head(v["display_name"], v.get("subject_word", ""))
     cells = [CellDescriptions(domain=c["domain"], descriptions=[
-        compose(name, domain_phrase(c["domain"], v["domain_criterion"]), c["start"] + i,
-                v["class_tokens"]) for i in range(c["n"])]) for c in v["cells"]]  # fmt: skip
+        compose(head, domain_phrase(c["domain"], v["domain_criterion"]), c["start"] + i,
+                v["class_tokens"], c.get("domain_words", [])) for i in range(c["n"])])
+        for c in v["cells"]]  # fmt: skip
     return DescriptionBatch(cells=cells)

@@ -28,6 +28,8 @@ from atlantis.plan.schema import AllocationRow, PlanItem, item_id, item_seed
 from atlantis.store.run import Run
 
 MAX_TOKENS = 5  # caption tokens per class given to the description writer
+MAX_DOMAIN_TOKENS = 3  # caption tokens per domain given to it
+SUBJECT_SHARE = 0.8  # the subject word is in the top caption tokens of this share of classes
 CellKey = tuple[str, str | None]
 Texts = dict[CellKey, list[str]]
 
@@ -42,8 +44,8 @@ def describe_rows(
     store: CallStore,
 ) -> tuple[Texts, dict[str, str]]:
     """New texts per (class, domain) cell of ``rows``, and D_ref per class."""
-    tokens = class_tokens(ins)
-    facts = class_facts(ins, rows, tokens)
+    tokens, per_domain, subject = class_tokens(ins), domain_words(ins), subject_word(ins)
+    facts = class_facts(ins, rows, tokens, per_domain)
     refs = write_references(llm, objective.objective, ins.domain_criterion, facts, store)
     requests: dict[str, Counter[str | None]] = {}
     why: dict[str, dict[str | None, list[str]]] = {}
@@ -70,6 +72,8 @@ def describe_rows(
             domains={d.name: d for d in ins.domains},
             per_call=cfg.descriptions_per_call,
             store=store,
+            subject=subject,
+            domain_words=per_domain,
         )
         texts.update({(c, d): t for d, t in got.items()})
     return texts, refs
@@ -165,3 +169,20 @@ def class_tokens(ins: Insight) -> dict[str, list[str]]:
         keep.sort(key=lambda token: common[token])  # stable: ties keep the frequency order
         out[c] = keep[:MAX_TOKENS]
     return out
+
+
+def domain_words(ins: Insight) -> dict[str, list[str]]:
+    """Per domain, the caption tokens distinctive of it (the insight's ``domain_tokens``):
+    "water" for swimming, nothing for vendors whose captions are the same."""
+    return {d: [t.token for t in toks][:MAX_DOMAIN_TOKENS] for d, toks in ins.domain_tokens.items()}
+
+
+def subject_word(ins: Insight) -> str:
+    """The word the captions use for every image ("emoji", "bird"): the most frequent noun
+    overall, when it tops-lists at least ``SUBJECT_SHARE`` of the classes; else ""."""
+    lists = ins.top_tokens_per_class
+    nouns = [t.token for t in ins.top_tokens if t.pos == "noun"]
+    if not nouns or not lists:
+        return ""
+    n_in = sum(any(t.token == nouns[0] for t in toks) for toks in lists.values())
+    return nouns[0] if n_in >= SUBJECT_SHARE * len(lists) else ""

@@ -27,7 +27,9 @@ MAX_LISTED = 30  # classes, cells and recommendations shown to the model
 
 GUIDELINES = (
     "Write each description as one caption-like sentence that names the class exactly as given.",
-    "Place the subject in its target domain and say so in the sentence.",
+    "Place the subject in its target domain, named as the data names it, with the words the "
+    "domain's captions use.",
+    "Use the class's own caption words, the ones that tell it apart from the other classes.",
     "Keep the features that identify the class visible; never turn it into another class.",
     "Vary viewpoint, lighting, background and scale so that no two descriptions repeat.",
     "Describe a realistic, plausible image that a text-to-image model can draw.",

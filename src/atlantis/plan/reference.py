@@ -45,7 +45,8 @@ class ReferenceDescriptions(BaseModel):
     references: list[ClassReference]
 
 
-def class_facts(insight: Insight, rows: Sequence[AllocationRow], tokens: dict[str, list[str]]
+def class_facts(insight: Insight, rows: Sequence[AllocationRow], tokens: dict[str, list[str]],
+                domain_words: dict[str, list[str]] | None = None,
                 ) -> list[dict[str, Any]]:  # fmt: skip
     """One entry per class of ``rows`` (first-seen order): the facts its D_ref is made from."""
     planned: dict[str, dict[str, int]] = {}
@@ -60,6 +61,7 @@ def class_facts(insight: Insight, rows: Sequence[AllocationRow], tokens: dict[st
         "n_images": insight.class_counts.get(c, 0),
         "images_per_domain": insight.class_domain_counts.get(c, {}),
         "caption_tokens": tokens.get(c, []),
+        "domain_caption_tokens": {d: w for d in cell if (w := (domain_words or {}).get(d))},
         "recommendation": insight.domain_imbalance_recommendations.get(c, ""),
         "planned_per_domain": cell,
     } for c, cell in planned.items()]  # fmt: skip
@@ -124,6 +126,8 @@ def reference_rules(v: dict[str, Any]) -> ReferenceDescriptions:
             text += "."
             if f["caption_tokens"]:
                 text += f" Its captions mention {', '.join(f['caption_tokens'])}."
+            for d, words in f.get("domain_caption_tokens", {}).items():
+                text += f" Captions of {d} images mention {', '.join(words)}."
             if f["recommendation"]:
                 text += f" Insight: {f['recommendation']}"
             text += f" The generated images should show it in: {where}, keeping the features "
