@@ -237,3 +237,78 @@ def test_cli(run: Run) -> None:
     assert res.exit_code == 2 and "delta must be > 0; use inf for no filtering" in res.output
     res = cli.invoke(app, ["filter", str(run.root), "--arm", "nothing"])
     assert res.exit_code == 2 and "atlantis generate" in res.output
+
+
+def test_both_rules_write_verdicts_reasons_and_per_rule_counts(run: Run) -> None:
+    """A blue pattern labelled a_red is the wrong class: the consistency rule removes it and
+    names b_blue; the noise image is the radius rule's. Every removed record says who."""
+    fake_generate(run, "mixed", {
+        **{f"a{i}": ("a_red", pattern(COLORS["a_red"], 200 + i)) for i in range(3)},
+        "a-blue": ("a_red", pattern(COLORS["b_blue"], 300)),
+        "a-noise": ("a_red", noise(2)),
+        **{f"b{i}": ("b_blue", pattern(COLORS["b_blue"], 200 + i)) for i in range(2)},
+        "e0": ("e_purple", pattern(COLORS["e_purple"], 7)),
+    })  # fmt: skip
+    cfg = FilterConfig(delta=2.0, rule="both", dedup_threshold=None)
+    m = filter_arm(run, cfg, "mixed", EMBED, progress=False)
+    folder = run.stage_dir("filter/mixed")
+    kept, removed = by_id(load_kept(run, "mixed")), by_id(read_records(folder / "removed.jsonl"))
+    blue = removed["a-blue"]
+    assert "consistency" in blue["removed_by"] and blue["verdicts"]["consistency"] == "inconsistent"
+    assert blue["best_other_class"] == "b_blue" and blue["margin"] < 0
+    assert "radius" in removed["a-noise"]["removed_by"]
+    assert kept["e0"]["verdicts"] == {"radius": "new_class", "consistency": "new_class"}
+    assert kept["e0"]["margin"] is None and kept["e0"]["best_other_class"] is None
+    for info in kept.values():
+        assert info["removed_by"] == [] and info["rule"] == "both"
+    for info in removed.values():  # reason: the first rule (in rule order) that removed it
+        assert info["removed_by"] and info["reason"] == info["verdicts"][info["removed_by"][0]]
+        assert {info["verdicts"][r] for r in info["removed_by"]} <= {"outlier", "inconsistent"}
+    stats = json.loads((folder / "stats.json").read_text())
+    by_rule = {r: sum(r in i["removed_by"] for i in removed.values()) for r in cfg.rules}
+    assert stats["totals"]["removed_by_rule"] == {r: n for r, n in by_rule.items() if n}
+    assert sum(stats["totals"]["removed_by_reason"].values()) == len(removed) == m.counts["removed"]
+    assert stats["rules"] == ["radius", "consistency"] and stats["rule_options"] == {
+        "radius_prior": 4.0, "radius_pool_min": 5, "consistency_metric": "cosine",
+        "consistency_vote": "centroid", "consistency_k": 10, "consistency_margin": 0.0}  # fmt: skip
+    row = {r["class"]: r for r in stats["per_class"]}["a_red"]
+    assert row["removed_by_rule"].get("consistency", 0) >= 1 and row["raw_radius"] > 0
+
+    # Consistency alone: the blue one goes again, and every removal is that rule's.
+    alone = FilterConfig(delta=2.0, rule="consistency", dedup_threshold=None)
+    filter_arm(run, alone, "mixed", EMBED, progress=False)
+    removed = by_id(read_records(folder / "removed.jsonl"))
+    assert removed["a-blue"]["reason"] == "inconsistent"
+    assert all(i["removed_by"] == ["consistency"] for i in removed.values())
+    assert all("distance" in i for i in removed.values())  # the radius geometry, still reported
+
+
+def test_rule_options_change_the_config_hash(run: Run) -> None:
+    base = FilterConfig(delta=2.0, rule="consistency", dedup_threshold=None)
+    first = filter_arm(run, base, "naive", EMBED, progress=False)
+    assert filter_arm(run, base, "naive", EMBED, progress=False).started_at == first.started_at
+    seen = {first.config_hash}
+    for update in ({"consistency_margin": 0.1}, {"consistency_vote": "knn"},
+                   {"consistency_k": 3, "consistency_vote": "knn"}, {"rule": "both"},
+                   {"rule": "both", "radius_prior": 0.0}, {"rule": "both", "radius_pool_min": 2}):  # fmt: skip
+        cfg = base.model_copy(update=update)
+        m = filter_arm(run, cfg, "naive", EMBED, progress=False)
+        assert m.config_hash not in seen, update
+        seen.add(m.config_hash)
+        assert load_filter_stats(run, "naive")["rule_options"].items() >= {
+            k: v for k, v in update.items() if k != "rule"}.items()  # fmt: skip
+
+
+def test_sweep_with_both_rules(run: Run) -> None:
+    cfg = FilterConfig(delta=[1.0, math.inf], rule="both", dedup_threshold=None)
+    filter_arm(run, cfg, "naive", EMBED, progress=False)
+    inf = by_id(load_kept(run, "naive", math.inf)) | by_id(
+        read_records(run.stage_dir("filter/naive") / "delta-inf" / "removed.jsonl"))  # fmt: skip
+    one = by_id(load_kept(run, "naive", 1.0)) | by_id(
+        read_records(run.stage_dir("filter/naive") / "delta-1" / "removed.jsonl"))  # fmt: skip
+    assert all(i["verdicts"]["radius"] in ("inlier", "new_class") for i in inf.values())
+    # The consistency rule does not depend on delta: the same verdicts in every folder.
+    assert {k: i["verdicts"]["consistency"] for k, i in inf.items()} == {
+        k: i["verdicts"]["consistency"] for k, i in one.items()}  # fmt: skip
+    assert {k for k, i in inf.items() if i["removed_by"]} == {
+        k for k, i in inf.items() if i["verdicts"]["consistency"] == "inconsistent"}  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from atlantis.data.records import ImageRecord, Provenance
 from atlantis.data.truth import TruthEntry
 from atlantis.errors import DataError
-from atlantis.report.fidelity import proxy_fidelity, truth_fidelity
+from atlantis.report.fidelity import ArmFidelity, proxy_fidelity, truth_fidelity
+from atlantis.report.html import per_rule_line
 
 
 def rec(i: int, label: str, domain: str | None, file: str | None) -> ImageRecord:
@@ -76,3 +78,61 @@ def test_empty_arm_has_no_shares() -> None:
     f = truth_fidelity("naive", [], [], TRUTH)
     assert f.sourced.n == 0 and f.sourced.class_match is None
     assert f.confusion.keep_precision is None
+
+
+def ruled(i: int, label: str, file: str, removed_by: list[str],
+          verdicts: dict[str, str] | None = None) -> ImageRecord:  # fmt: skip
+    """A pool record as the filter stage writes it under ``filter.rule: both``."""
+    r = rec(i, label, None, file)
+    verdicts = verdicts or {"radius": "inlier", "consistency": "consistent"}
+    return r.model_copy(update={"meta": {"filter": {"removed_by": removed_by,
+                                                    "verdicts": verdicts}}})  # fmt: skip
+
+
+def test_per_rule_confusion_by_hand() -> None:
+    """Truth: p1, p2, p5 are cats, p3, p4 dogs; every image is planned as a cat (no domain).
+
+    image  right  removed by           radius alone   consistency alone
+    p1     yes    -                    kept           kept
+    p2     yes    radius               removed        kept
+    p5     yes    diversity            kept           kept
+    p3     no     consistency          kept           removed
+    p4     no     radius, consistency  removed        removed
+    """
+    kept = [ruled(1, "cat", "p1", [])]
+    removed = [ruled(2, "cat", "p2", ["radius"]), ruled(5, "cat", "p5", ["diversity"]),
+               ruled(3, "cat", "p3", ["consistency"]),
+               ruled(4, "cat", "p4", ["radius", "consistency"])]  # fmt: skip
+    f = truth_fidelity("targeted", kept, removed, TRUTH)
+    c = f.confusion
+    assert (c.right_kept, c.right_removed, c.wrong_kept, c.wrong_removed) == (1, 2, 0, 2)
+    assert list(f.per_rule) == ["radius", "consistency"]
+    r, k = f.per_rule["radius"], f.per_rule["consistency"]
+    assert (r.right_kept, r.right_removed, r.wrong_kept, r.wrong_removed) == (2, 1, 1, 1)
+    assert (k.right_kept, k.right_removed, k.wrong_kept, k.wrong_removed) == (3, 0, 0, 2)
+    line = per_rule_line({"targeted": f})
+    assert line == ("Per filter rule (each rule alone, before diversity control): targeted: "
+                    "radius removed 1 of 3 right and kept 1 of 2 wrong, consistency removed "
+                    "0 of 3 right and kept 0 of 2 wrong.")  # fmt: skip
+    back = ArmFidelity.model_validate_json(f.model_dump_json())  # report.json round trip
+    assert back.per_rule["consistency"] == k
+
+
+def test_no_per_rule_without_the_records_saying() -> None:
+    """Records filtered before rules were recorded (or not by the stage): overall only."""
+    old = [rec(1, "cat", None, "p1")]
+    f = truth_fidelity("targeted", old, [ruled(2, "cat", "p2", ["radius"])], TRUTH)
+    assert f.per_rule == {} and f.confusion is not None
+    assert per_rule_line({"targeted": f}) == ""
+    assert ArmFidelity.model_validate({"arm": "a", "basis": "truth", "sourced": {"n": 0},
+                                       "kept": {"n": 0}}).per_rule == {}  # fmt: skip
+
+
+def test_the_html_fidelity_section_has_the_per_rule_line() -> None:
+    from atlantis.report.html import _fidelity
+
+    f = truth_fidelity("targeted", [ruled(1, "cat", "p1", [])],
+                       [ruled(3, "cat", "p3", ["consistency"])], TRUTH)  # fmt: skip
+    data = SimpleNamespace(fidelity={"targeted": f})  # the one field ``_fidelity`` reads
+    html = _fidelity(data)  # type: ignore[arg-type]
+    assert "Per filter rule" in html and "consistency removed 0 of 1 right" in html
