@@ -1,18 +1,24 @@
-"""The filter stage: ORDC then diversity control on one arm's synthetic images.
+"""The filter stage: the rule(s) of ``filter.rule``, then diversity control, on one arm.
 
 Reads ``RUN/generate/<arm>/records.jsonl`` (synthetic or retrieved records) and the real
 *training* records of the ingest stage, embeds both with one embedder, and writes to
 ``RUN/filter/<arm>/`` (stage name ``filter/<arm>``, one manifest):
 
 * ``kept.jsonl`` / ``removed.jsonl``: the synthetic records, each with
-  ``meta["filter"] = {"reason", "delta", "distance", "ratio", "class_radius", ...}``
-  (reasons: kept ``inlier`` / ``new_class``; removed ``outlier``, ``new_class``,
-  ``near_duplicate``, ``near_duplicate_real``, the last two with ``duplicate_of`` and
-  ``similarity``). ``distance`` and ``ratio`` are null for classes without real images;
-  ``delta`` is a number, or ``"inf"`` (JSON has no infinity); ``radius_is_fallback`` marks a
-  class whose radius was replaced (one real image, see ``filtering.ordc``).
+  ``meta["filter"] = {"reason", "rule", "removed_by", "verdicts", "delta", "distance",
+  "ratio", "class_radius", ...}``. ``reason`` is one code (kept: ``inlier``, ``consistent``
+  or ``new_class``; removed: the first removing rule's ``outlier`` / ``inconsistent`` /
+  ``new_class``, or ``near_duplicate`` / ``near_duplicate_real`` with ``duplicate_of`` and
+  ``similarity``); ``removed_by`` names every step that removed the image (rules of
+  ``filter.rule``, or ``diversity``); ``verdicts`` gives each rule's own code, and the
+  consistency rule adds ``best_other_class`` and ``margin`` (see ``filtering.rules``).
+  ``distance`` and ``ratio`` (ORDC's, reported whatever the rule) are null for classes
+  without real images; ``delta`` is a number, or ``"inf"`` (JSON has no infinity);
+  ``radius_is_fallback`` marks a class whose radius was replaced (one real image, see
+  ``filtering.ordc``).
 * ``stats.json``: totals and per-class / per-domain kept fractions (the filtering feedback's
-  input, see ``filtering.stats``), with each class's review grid ``grids/<class>.png``.
+  input, see ``filtering.stats``) with removals by reason and by rule, the rule and its
+  options, and each class's review grid ``grids/<class>.png``.
 
 A delta *sweep* (``filter.delta`` a list) writes one such set per delta in
 ``filter/<arm>/delta-<d>/`` (e.g. ``delta-1.5``, ``delta-inf``) and a top-level
