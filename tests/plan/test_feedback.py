@@ -7,15 +7,17 @@ from collections import Counter
 import pytest
 
 from atlantis.errors import DataError, StageError
-from atlantis.plan.config import PlanConfig
+from atlantis.plan.config import FEEDBACK_KEYS, PlanConfig
 from atlantis.plan.feedback import (
     FilterStats,
     TrainFeedback,
     filter_alerts,
     filter_rows,
     poor_class_alerts,
+    stop_classes,
     train_rows,
 )
+from atlantis.plan.schema import RoundSummary
 from atlantis.plan.stage import FeedbackLimitError, load_plan, load_summary, plan, replan
 from atlantis.store.run import Run
 
@@ -178,3 +180,76 @@ def test_a_stale_plan_or_a_bad_feedback_file_is_refused(run: Run) -> None:
     write_stage(run, "insight", {"insight.json": "{}"}, config={"changed": True})
     with pytest.raises(StageError, match="out of date"):
         replan(run, PlanConfig(), "targeted", "filter")
+
+
+# -- stopping a class the source does not serve -------------------------------------------
+
+UNSERVED = {
+    "per_class": {"Arctic Tern": stat(20, 0), "Mallard": stat(10, 5), "Herring Gull": stat(8, 8)},
+    "per_domain": {"swimming": stat(30, 5), "flying": stat(8, 8)},
+}
+
+
+def test_a_class_kept_at_most_stop_kept_share_is_stopped() -> None:
+    stats = FilterStats.model_validate(UNSERVED)
+    got = stop_classes(stats, [], max_kept=0.05, after=1)
+    assert list(got) == ["Arctic Tern"]
+    assert got["Arctic Tern"].startswith("0/20 (0%) of class 'Arctic Tern' kept")
+    assert "plan.stop_after 1" in got["Arctic Tern"]
+    assert stop_classes(stats, [], 0.05, after=0) == {}  # 0: never stop
+    assert list(stop_classes(stats, [], max_kept=0.5, after=1)) == ["Arctic Tern", "Mallard"]
+    # stop_after 2: the filter round before must have found it unserved too
+    assert stop_classes(stats, [], 0.05, after=2) == {}  # no filter round before
+    alerts = filter_alerts(stats, 0.5, 0.5)
+    rnd = RoundSummary(round=1, source="filter", alerts=alerts)
+    assert list(stop_classes(stats, [rnd], 0.05, after=2)) == ["Arctic Tern"]
+    served = RoundSummary(round=1, source="filter", alerts=[a for a in alerts if a.kind != "class"])
+    assert stop_classes(stats, [served], 0.05, after=2) == {}
+    assert {"stop_after", "stop_kept_share"} <= FEEDBACK_KEYS  # never rebuild round 0
+
+
+def test_filter_rows_never_ask_for_a_stopped_class(run: Run) -> None:
+    plan(run, PlanConfig(budget=100))
+    items = load_plan(run, "targeted")
+    alerts = filter_alerts(FilterStats.model_validate(UNSERVED), 0.5, 0.5)
+    rows = filter_rows(alerts, items, [], cap=100, stopped={"Arctic Tern"})
+    assert "Arctic Tern" not in {r.class_name for r in rows}
+    assert "class:Arctic Tern" not in {r.target for r in rows}
+    # the swimming alert's 25 replacements go to the swimming classes still served
+    swim = [r for r in rows if r.target == "domain:swimming"]
+    assert sum(r.count for r in swim) == 25
+
+
+def test_replan_stops_asking_for_a_class_with_nothing_kept(run: Run) -> None:
+    plan(run, PlanConfig(budget=100))
+    write_stage(run, "filter/targeted", {"stats.json": {"per_class": UNSERVED["per_class"]}})
+    m = replan(run, PlanConfig(), "targeted", "filter")
+    s = load_summary(run, "targeted")
+    rnd = s.rounds[1]
+    assert [a.target for a in rnd.alerts] == ["Arctic Tern"]  # alerted, but not re-planned
+    assert rnd.n_items == 0 and load_plan(run, "targeted", rounds=[1]) == []
+    assert list(rnd.stopped) == ["Arctic Tern"]
+    assert "stopped asking for 'Arctic Tern': the source does not serve it (0/20" in rnd.note
+    assert "share of the budget stays unplanned" in rnd.note
+    assert s.n_items == 80 and s.budget == 100  # the reserve stays unplanned
+    assert "Arctic Tern" in m.info["stopped_classes"]
+    assert "Round 1 stopped asking for 'Arctic Tern'" in s.policy  # `atlantis plan` prints it
+    # A later round, of either algorithm, does not ask for it again, and says so.
+    write_stage(run, "train/targeted", {"feedback.json": {
+        "c_poor": ["Arctic Tern", "Mallard"], "per_class_r1": {"Arctic Tern": 0.0, "Mallard": 0.3},
+        "k": 2, "tau": 0.5}})  # fmt: skip
+    replan(run, PlanConfig(feedback_per_class=6), "targeted", "train")
+    rnd2 = load_summary(run, "targeted").rounds[2]
+    assert {it.class_name for it in load_plan(run, "targeted", rounds=[2])} == {"Mallard"}
+    assert rnd2.stopped == {}
+    assert "not asked again, stopped in an earlier round as not served by the source: " \
+        "Arctic Tern" in rnd2.note  # fmt: skip
+
+
+def test_stop_after_zero_keeps_replanning(run: Run) -> None:
+    plan(run, PlanConfig(budget=100))
+    write_stage(run, "filter/targeted", {"stats.json": {"per_class": UNSERVED["per_class"]}})
+    replan(run, PlanConfig(stop_after=0), "targeted", "filter")
+    rnd = load_summary(run, "targeted").rounds[1]
+    assert rnd.stopped == {} and rnd.n_items == 20  # 20 left of the budget: all to the tern
+    assert {it.class_name for it in load_plan(run, "targeted", rounds=[1])} == {"Arctic Tern"}

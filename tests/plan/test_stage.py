@@ -200,6 +200,16 @@ def test_cli_plan_naive_and_replan(run: Run) -> None:
     assert "alert 16/20 (80%) of class 'Arctic Tern' filtered out > tau_class 0.5" in out
     assert "round 1 adds 12 images" in out and "60 images in all" in out
     assert "asked for 16 images, 12 left of the budget of 60" in out
+    # A class the source does not serve (nothing kept): the replan and plan outputs say so.
+    write_stage(run, "filter/targeted", {"stats.json": {"per_class": {
+        "Arctic Tern": {"total": 20, "kept": 4}, "Mallard": {"total": 12, "kept": 0}}}})  # fmt: skip
+    res = cli.invoke(app, ["replan", str(run.root), "--arm", "targeted", "--from", "filter"])
+    assert res.exit_code == 0, res.output
+    out = flat(res.output)
+    assert "round 2 adds 0 images" in out
+    assert "stopped asking for 'Mallard': the source does not serve it (0/12 (0%)" in out
+    res = cli.invoke(app, ["plan", str(run.root)])
+    assert "Round 2 stopped asking for 'Mallard'" in flat(res.output)
 
 
 def test_emoji_demo_plans(tmp_path: Path) -> None:

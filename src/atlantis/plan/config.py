@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Keys only the feedback re-plans read: changing them must not rebuild round 0.
 FEEDBACK_KEYS = {"tau_domain", "tau_class", "exemptions", "max_rounds", "feedback_per_class",
-                 "feedback_cap"}  # fmt: skip
+                 "feedback_cap", "stop_after", "stop_kept_share"}  # fmt: skip
 #: Keys the naive planner never reads (it uses neither the insight nor a language model).
 NAIVE_UNUSED_KEYS = {"per_class_target", "classes", "new_class_share", "policy",
                      "descriptions_per_call", "llm", "llm_options",
@@ -69,3 +69,8 @@ class PlanConfig(BaseModel):
     feedback_reserve: float = Field(0.2, ge=0, lt=1)
     feedback_per_class: int = Field(10, gt=0)  # Algorithm 2: images per C_poor class
     feedback_cap: int = Field(100, gt=0)  # Algorithm 1: most images one alert adds per round
+    # Stop asking the source for a class it cannot serve: a class whose kept share (filter
+    # stats) is at most ``stop_kept_share`` in ``stop_after`` filter results in a row is
+    # never re-planned again, by either algorithm (0: never stop).
+    stop_after: int = Field(1, ge=0)
+    stop_kept_share: float = Field(0.05, ge=0, lt=1)

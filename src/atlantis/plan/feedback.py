@@ -11,6 +11,15 @@ its target: it replaces the removed images not yet replaced by an earlier round 
 converges: kept + replaced tends to the planned count), at most ``cap`` per alert, spread
 over the target's cells in proportion to what was planned there.
 
+**Stopping a class the source cannot serve.** Replacing filtered-out images only helps when
+the source can make acceptable ones. A class whose kept share is at most
+``stop_kept_share`` (5 %) in ``stop_after`` filter results in a row (the current stats and
+the class alerts of the filter rounds before) is *stopped* (``stop_classes``): no later
+round, of either algorithm, asks for it again, and the round's ``stopped`` and note say
+so. Its replacements are not redistributed to other classes: nothing says those need
+more, so that share of the budget stays unplanned (the report shows it), except through
+a domain alert, whose replacements go to the domain's classes that are still served.
+
 **Algorithm 2, training feedback.** ``RUN/train/<arm>/feedback.json`` holds ``C_poor``,
 the classes whose R@1 under the best model stayed below ``tau``; each gets
 ``per_class`` more images, spread evenly over its domains.
@@ -31,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from atlantis.errors import DataError
 from atlantis.plan.budget import proportional, water_fill
-from atlantis.plan.schema import Alert, AllocationRow, PlanItem
+from atlantis.plan.schema import Alert, AllocationRow, PlanItem, RoundSummary
 
 Cell = str | None
 _NO_DOMAIN = {"", "none", "null", "any", "(none)"}  # how a filter may name "no domain"
@@ -138,13 +147,38 @@ def is_exempt(alert: Alert, exemptions: Sequence[str]) -> bool:
     return name in keys or f"{alert.kind}:{name}" in keys
 
 
+def stop_classes(stats: FilterStats, history: Sequence[RoundSummary], max_kept: float,
+                 after: int) -> dict[str, str]:  # fmt: skip
+    """Classes the source does not serve (see the module docstring), with the reason.
+
+    ``history`` is the plan's rounds so far: a filter round before counts when it holds a
+    class alert for the class with a filtered-out fraction of at least ``1 - max_kept``."""
+    if after <= 0:
+        return {}
+    earlier = [r for r in history if r.source == "filter"][-(after - 1) :] if after > 1 else []
+    if len(earlier) < after - 1:
+        return {}
+    out = {}
+    for name, s in stats.per_class.items():
+        if s.total == 0 or s.kept > max_kept * s.total:
+            continue
+        if all(any(a.kind == "class" and a.target == name and a.value >= 1 - max_kept - 1e-9
+                   for a in r.alerts) for r in earlier):  # fmt: skip
+            out[name] = (f"{s.kept}/{s.total} ({s.kept / s.total:.0%}) of class '{name}' kept, "
+                         f"at most plan.stop_kept_share {max_kept:g} in {after} filter "
+                         f"result(s) in a row (plan.stop_after {after})")  # fmt: skip
+    return out
+
+
 def filter_rows(alerts: Sequence[Alert], items: Sequence[PlanItem],
-                previous: Sequence[AllocationRow], cap: int) -> list[AllocationRow]:  # fmt: skip
-    """The re-plan of Algorithm 1: only the alerted targets, replacing what was removed."""
+                previous: Sequence[AllocationRow], cap: int,
+                stopped: Collection[str] = ()) -> list[AllocationRow]:  # fmt: skip
+    """The re-plan of Algorithm 1: only the alerted targets, replacing what was removed;
+    never a ``stopped`` class (a domain alert goes to the domain's other classes)."""
     new_classes = {it.class_name for it in items if it.is_new_class}
     rows = []
     for a in alerts:
-        if a.exempt:
+        if a.exempt or (a.kind == "class" and a.target in stopped):
             continue
         target = f"{a.kind}:{a.target}"
         already = sum(r.count for r in previous if r.target == target)
@@ -154,7 +188,8 @@ def filter_rows(alerts: Sequence[Alert], items: Sequence[PlanItem],
             split = {(a.target, d): k for d, k in proportional(n, weights).items()}
         else:
             dom = None if a.target.lower() in _NO_DOMAIN else a.target
-            weights = Counter(it.class_name for it in items if it.domain == dom)
+            weights = Counter(it.class_name for it in items
+                              if it.domain == dom and it.class_name not in stopped)  # fmt: skip
             split = {(c, dom): k for c, k in proportional(n, weights).items()}
         for (c, d), k in split.items():
             if k > 0:

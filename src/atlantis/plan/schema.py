@@ -97,6 +97,9 @@ class RoundSummary(_Model):
     allocation: list[AllocationRow] = Field(default_factory=list)
     n_items: int = 0
     note: str = ""
+    # Classes this round stopped asking for (the source does not serve them), with why;
+    # later rounds never re-plan them (``plan.stop_after``, ``plan.stop_kept_share``).
+    stopped: dict[str, str] = Field(default_factory=dict)
 
 
 class PlanSummary(_Model):

@@ -175,7 +175,7 @@ def replan(run: Run, cfg: PlanConfig, arm: str, source: str) -> StageManifest:
             f"{name} already has {n - 1} feedback round(s), the limit plan.max_rounds="
             f"{use.max_rounds}; the loop stops here (raise it with --set plan.max_rounds=N)"
         )
-    alerts, rows, note = _feedback(run, use, src, source, summary, items)
+    alerts, rows, note, stopped = _feedback(run, use, src, source, summary, items)
     rows, cut = _within_budget(rows, summary)
     note = "; ".join(x for x in (note, cut) if x)
     new_items: list[PlanItem] = []
@@ -192,11 +192,15 @@ def replan(run: Run, cfg: PlanConfig, arm: str, source: str) -> StageManifest:
             allocation=rows,
             n_items=len(new_items),
             note=note,
+            stopped=stopped,
         )
         all_items = [*items, *new_items]
         per_class, per_cell = tally(all_items)
+        policy = summary.policy + "".join(
+            f"\nRound {n} stopped asking for '{c}', which the source does not serve ({why}); "
+            "no later round asks for it." for c, why in stopped.items())  # fmt: skip
         summary = summary.model_copy(update={"n_items": len(all_items), "per_class": per_class,
-                                             "per_cell": per_cell,
+                                             "per_cell": per_cell, "policy": policy,
                                              "rounds": [*summary.rounds, rnd]})  # fmt: skip
         _write(ctx, all_items, summary, CallStore(ctx.dir / "llm"))
     return run.require(name)
@@ -219,26 +223,50 @@ def _within_budget(rows: list[AllocationRow], summary: PlanSummary,
 def _feedback(
     run: Run, cfg: PlanConfig, src: str, source: str, summary: PlanSummary,
     items: list[PlanItem],
-) -> tuple[list[fb.Alert], list[AllocationRow], str]:  # fmt: skip
-    """Algorithm 1 or 2 on the feedback file of ``src``: alerts, rows to add, a note."""
-    note = ""
+) -> tuple[list[fb.Alert], list[AllocationRow], str, dict[str, str]]:  # fmt: skip
+    """Algorithm 1 or 2 on the feedback file of ``src``: alerts, rows to add, a note, and
+    the classes this round stops asking for (``fb.stop_classes``)."""
+    notes: list[str] = []
+    before = stopped_classes(summary)
+    stopped: dict[str, str] = {}
     if source == "filter":
         stats = fb.read_json_model(run.stage_dir(src) / "stats.json", fb.FilterStats)
         alerts = fb.filter_alerts(stats, cfg.tau_domain, cfg.tau_class, cfg.exemptions)
+        found = fb.stop_classes(stats, summary.rounds, cfg.stop_kept_share, cfg.stop_after)
+        stopped = {c: why for c, why in found.items() if c not in before}
         earlier = [r for rs in summary.rounds if rs.source == "filter" for r in rs.allocation]
-        rows = fb.filter_rows(alerts, items, earlier, cfg.feedback_cap)
+        rows = fb.filter_rows(alerts, items, earlier, cfg.feedback_cap, {*before, *stopped})
     else:
         train = fb.read_json_model(run.stage_dir(src) / "feedback.json", fb.TrainFeedback)
         alerts = fb.poor_class_alerts(train)  # type: ignore[arg-type]
         domains = _class_domains(run, summary, items)
         if unknown := [a.target for a in alerts if a.target not in domains]:
-            note = f"classes unknown to this run, skipped: {', '.join(unknown)}"
+            notes.append(f"classes unknown to this run, skipped: {', '.join(unknown)}")
         new = {it.class_name for it in items if it.is_new_class}
-        known = [a for a in alerts if a.target in domains]
+        known = [a for a in alerts if a.target in domains and a.target not in before]
         rows = fb.train_rows(known, domains, cfg.feedback_per_class, new)
+    for c, why in stopped.items():
+        notes.append(f"stopped asking for '{c}': the source does not serve it ({why}); its "
+                     "replacements are not planned and their share of the budget stays "
+                     "unplanned")  # fmt: skip
+    if again := [c for c in dict.fromkeys(a.target for a in alerts if not a.exempt)
+                 if c in before]:  # fmt: skip
+        notes.append(
+            "not asked again, stopped in an earlier round as not served by the "
+            f"source: {', '.join(again)}"
+        )
     if not any(not a.exempt for a in alerts):
-        note = "; ".join(x for x in ("no alert: nothing sent to the APS", note) if x)
-    return alerts, rows, note
+        notes.insert(0, "no alert: nothing sent to the APS")
+    return alerts, rows, "; ".join(notes), stopped
+
+
+def stopped_classes(summary: PlanSummary) -> dict[str, str]:
+    """Every class an earlier round stopped asking for, with why (first round wins)."""
+    out: dict[str, str] = {}
+    for r in summary.rounds:
+        for c, why in r.stopped.items():
+            out.setdefault(c, f"round {r.round}: {why}")
+    return out
 
 
 def _round_texts(
@@ -297,6 +325,8 @@ def _write(ctx, items: list[PlanItem], summary: PlanSummary, store: CallStore) -
                       rounds=len(summary.rounds), llm_exchanges=len(store))  # fmt: skip
     ctx.info.update(planner=summary.planner, llm=summary.llm,
                     is_language_model=summary.is_language_model)  # fmt: skip
+    if stopped := stopped_classes(summary):
+        ctx.info["stopped_classes"] = stopped  # classes no round asks the source for again
 
 
 def _exclude(cfg: PlanConfig) -> set[str]:
