@@ -48,7 +48,9 @@ def test_sources_lists_every_source() -> None:
 def test_failures_are_reported(tmp_path: Path) -> None:
     run = Run(tmp_path / "run")
     run.root.mkdir()
-    write_plan(run, plan_rows(2))
+    rows = plan_rows(2)  # the second asks for the first's image: a failed duplicate
+    rows[1].update(description=rows[0]["description"], seed=rows[0]["seed"])
+    write_plan(run, rows)
     pool = tmp_path / "pool"
     pool.mkdir()
     Image.new("RGB", (4, 4)).save(pool / "only.png")
@@ -59,4 +61,4 @@ def test_failures_are_reported(tmp_path: Path) -> None:
     out = "".join(res.output.split())  # rich wraps long lines anywhere
     assert "1made" in out and "1failed" in out and "failures.jsonl" in out
     line = json.loads((run.root / "generate/targeted/failures.jsonl").read_text())
-    assert "pool exhausted" in line["reason"]
+    assert "duplicate of plan item" in line["reason"]

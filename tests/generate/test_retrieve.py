@@ -122,10 +122,10 @@ def test_stage_records_retrieved_images_and_resumes_without_reuse(tmp_path: Path
     run = Run(tmp_path / "run")
     run.root.mkdir()
     rows = [PlanItem(id=f"p{i}", arm="targeted", round=0, index=i, class_name=c, domain=None,
-                     description=d, seed=i, step="remainder", reason="test").model_dump()
+                     description=d, seed=i % 5, step="remainder", reason="test").model_dump()
             for i, (c, d) in enumerate([("cat", "a cat"), ("car", "a red car"),
                                         ("cat", "a cat on a sofa"), ("dog", "a dog"),
-                                        ("boat", "a boat"), ("cat", "a cat again")])]  # fmt: skip
+                                        ("boat", "a boat"), ("cat", "a cat")])]  # fmt: skip
     write_plan(run, rows[:2])
     cfg = GenerateConfig(source="retrieve", device="cpu", batch_size=2, options={
         "pool": str(pool), "captions": str(pool / "captions.jsonl")})  # fmt: skip
@@ -145,7 +145,7 @@ def test_stage_records_retrieved_images_and_resumes_without_reuse(tmp_path: Path
         assert np.array_equal(np.asarray(copied), np.asarray(original))  # pixels unchanged
     assert read_png_info(image_path(run, rec))["params"]["pool_file"] == "a/cat.png"
     failure = json.loads(run.stage_dir("generate/targeted").joinpath("failures.jsonl").read_text())
-    assert failure["plan_id"] == "p5" and "pool exhausted" in failure["reason"]
+    assert failure["plan_id"] == "p5" and "duplicate of plan item 'p0'" in failure["reason"]
 
 
 # ------------------------------------------------------------------ the demo's emoji pool
@@ -169,6 +169,10 @@ def emoji_pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for line in (root / "manifest.jsonl").read_text().splitlines():
         row = json.loads(line)
         base_caption[Path(row["path"]).stem] = row["caption"].removesuffix(" emoji")
+    pool_rows = root / "pool.jsonl"  # emoji the dataset left to its own retrieval pool
+    for line in pool_rows.read_text().splitlines() if pool_rows.exists() else []:
+        row = json.loads(line)
+        base_caption.setdefault(Path(row["file"]).stem, row["caption"].removesuffix(" emoji"))
     pool = tmp_path_factory.mktemp("emoji-pool")
     lines = []
     for vendor in ("google", "twitter"):

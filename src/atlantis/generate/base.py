@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from PIL import Image
 
@@ -82,6 +82,16 @@ class SourceResult:
     @property
     def ok(self) -> bool:
         return self.image is not None and self.error is None
+
+
+@dataclass(frozen=True)
+class PoolView:
+    """The real images a retrieval source picks from: the stage checks them against the
+    run's dataset before any is picked (``pool_leak``)."""
+
+    folder: Path
+    files: list[str]  # usable files, relative to ``folder``
+    on_leak: Literal["drop", "refuse"] = "drop"
 
 
 class ImageSource(ABC):
@@ -144,6 +154,22 @@ class ImageSource(ABC):
     def parents(self, item: PlanItem) -> list[str]:
         """The reference image ids this source would start ``item`` from (part of its address)."""
         return []
+
+    @property
+    def capacity(self) -> int | None:
+        """How many distinct images one arm can get (a pool's usable images); None: no limit.
+
+        The stage refuses a plan that asks for more, before sourcing anything.
+        """
+        return None
+
+    def pool_view(self) -> PoolView | None:
+        """The pool of real images this source picks from; None for generators."""
+        return None
+
+    def exclude(self, files: Mapping[str, str]) -> None:
+        """Never pick these pool ``files`` (file -> why); called before loading."""
+        raise NotImplementedError(f"{type(self).__name__} has no pool to exclude files from")
 
     def restore(self, done: Sequence[ImageRecord]) -> None:  # noqa: B027 - optional hook
         """Learn what earlier (or resumed) runs already made; stateful sources override."""

