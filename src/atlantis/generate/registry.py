@@ -5,8 +5,9 @@ Specs:
 * ``diffusers:<hub id or local folder>``: any text-to-image pipeline that
   ``diffusers.AutoPipelineForText2Image`` loads (SDXL base, SDXL Turbo, SD 1.5 / 2.x...),
   optionally img2img from a real image of the class (extra 'diffusers');
-* ``retrieve``: real images picked from a user-supplied pool by text similarity to each
-  description (Geng et al.'s retrieval baseline; the offline demo's source; extra 'text').
+* ``retrieve``: real images picked from a user-supplied pool by similarity to each
+  description and to the item's real reference images (Geng et al.'s retrieval baseline,
+  reference-guided; the offline demo's source; extra 'text').
 
 The factories import their backend module only when called, so listing sources imports
 neither torch nor diffusers.
@@ -42,8 +43,9 @@ def _diffusers(model: str, **options: Any) -> ImageSource:
 
 @SOURCES.register(
     "retrieve",
-    help="real images from a pool folder, best text match per description, none used twice "
-    "(extra 'text'); options pool, captions, only_captioned, captioner, clip",
+    help="real images from a pool folder, best match per item to its text and its real "
+    "reference images, none used twice (extra 'text'); options pool, captions, only_captioned, "
+    "captioner, clip, text_weight, reference_weight, image_embedder, pool_leaks",
 )
 def _retrieve(**options: Any) -> ImageSource:
     from atlantis.generate.retrieve_source import RetrieveSource
