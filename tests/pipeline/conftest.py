@@ -1,8 +1,8 @@
 """A small slice of the real emoji data (fetched by scripts/setup.sh) for whole-loop tests.
 
-Four face classes plus four people/hand classes whose skin-tone variants are in the
-retrieval pool (so the domain-scarcity scenario has cells the offline source can fill),
-and only those classes' pool rows: a real dataset with domains, in seconds.
+The first classes of the dataset with their pool rows (the pool holds images of every
+class, see ``atlantis.data.emoji``): a real dataset with domains and a retrieval pool that
+can serve every class, in seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from atlantis.data.emoji import DONE_MARKER, fetch_emoji
 
-N_PLAIN, N_POOLED, POOL_PER_CLASS = 4, 4, 12
+N_CLASSES, POOL_PER_CLASS = 8, 12
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,9 +32,7 @@ def make_slice(src: Path, dest: Path) -> Path:
     rows = [json.loads(x) for x in (src / "manifest.jsonl").read_text().splitlines() if x]
     pool = [json.loads(x) for x in (src / "pool.jsonl").read_text().splitlines() if x]
     labels = list(dict.fromkeys(r["label"] for r in rows))
-    pooled = {p["subcategory"] for p in pool}
-    keep = [c for c in labels if c not in pooled][:N_PLAIN]
-    keep += [c for c in labels if c in pooled][:N_POOLED]
+    keep = labels[:N_CLASSES]
     rows = [r for r in rows if r["label"] in keep]
     picked, count = [], dict.fromkeys(keep, 0)
     for p in pool:
@@ -46,6 +44,8 @@ def make_slice(src: Path, dest: Path) -> Path:
         shutil.copyfile(src / rel, dest / rel)
     (dest / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (dest / "pool.jsonl").write_text("".join(json.dumps(p) + "\n" for p in picked))
+    if (src / "dataset.json").exists():
+        shutil.copyfile(src / "dataset.json", dest / "dataset.json")
     (dest / DONE_MARKER).write_text("slice\n")
     return dest
 

@@ -46,7 +46,7 @@ from atlantis.train.subsets import Subset
 
 BASELINE, NAIVE, TARGETED, ORACLE = "baseline", "naive", "targeted", "oracle"
 #: What ``naive_filter: false`` means: keep everything (no ORDC, no diversity control).
-NO_FILTER = FilterConfig(delta=float("inf"), dedup_threshold=None, grid_per_class=0)
+NO_FILTER = FilterConfig(rule="none", delta=float("inf"), dedup_threshold=None, grid_per_class=0)
 
 Say = Callable[[str], None]
 
