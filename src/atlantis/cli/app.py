@@ -67,6 +67,15 @@ RootOpt = Annotated[
     ),
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run folder to create or update.")]
+# the demo's dataset (demo, data fetch-emoji)
+VendorsOpt = Annotated[
+    str,
+    typer.Option(
+        "--vendors",
+        help="Emoji vendors (the dataset's domains), comma-separated: two or more of "
+        "google, twitter, apple, facebook.",
+    ),
+]
 
 # retrieval evaluation (evaluate, recall)
 KOpt = Annotated[str | None, typer.Option("--k", help="Comma-separated K values, e.g. 1,2,4,8.")]

@@ -28,6 +28,7 @@ from atlantis.cli.app import (
     RootOpt,
     RunArg,
     SetOpt,
+    VendorsOpt,
     app,
 )
 from atlantis.cli.common import (
@@ -256,11 +257,13 @@ def fetch_emoji_cmd(
         Path | None, typer.Option(help="Where to put it (default: the data home).")
     ] = None,
     force: ForceOpt = False,
+    vendors: VendorsOpt = "google,twitter",
 ) -> None:
     """Fetch the offline demo dataset (emoji by vendor, from the npm registry)."""
     from atlantis.data.emoji import fetch_emoji
 
-    console.print(f"emoji dataset at {fetch_emoji(root, force=force)}")
+    path = fetch_emoji(root, force=force, vendors=vendors.split(","))
+    console.print(f"emoji dataset at {path}")
 
 
 @app.command()
@@ -273,13 +276,14 @@ def demo(
     image_size: ImageSizeOpt = 128,
     seeds: Annotated[int, typer.Option(help="Training seeds per arm (mean ± std).")] = 3,
     budget: Annotated[int, typer.Option(help="Synthetic images per augmented arm.")] = 200,
+    vendors: VendorsOpt = "google,twitter",
 ) -> None:
     """The whole loop offline on real emoji: insight, plans, sourcing, ORDC, training of
     the baseline / naive / targeted arms, robustness, and the HTML report."""
     from atlantis.demo import run_demo
 
     run_demo(out, root=root, image_size=128 if image_size is None else image_size, seeds=seeds,
-             budget=budget, progress=is_tty())  # fmt: skip
+             budget=budget, progress=is_tty(), vendors=vendors.split(","))  # fmt: skip
 
 
 # Command modules of later stages register themselves on ``app`` when imported.
