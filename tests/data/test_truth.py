@@ -87,3 +87,21 @@ def test_emoji_pool_truth_is_the_subcategory_and_vendor(tmp_path: Path) -> None:
     truth = load_truth(tmp_path / "truth.jsonl")
     assert truth == {"google/1f44b-1f3fb.png": TruthEntry("hand-fingers-open", "google"),
                      "twitter/1f1e6.png": TruthEntry("flag", "twitter")}  # fmt: skip
+
+
+def test_truth_classes_named_unlike_the_dataset_are_refused(tmp_path: Path) -> None:
+    from atlantis.data.truth import TruthEntry, check_truth_classes
+
+    path = tmp_path / "truth.jsonl"
+    classes = ["animal-mammal", "food-fruit"]
+    ok = {"a.png": TruthEntry("animal-mammal"), "b.png": TruthEntry("country-flag")}
+    note = check_truth_classes(ok, classes, path)
+    assert note is not None and "1 image(s) of 1 class(es)" in note and "country-flag" in note
+    assert check_truth_classes({"a.png": TruthEntry("food-fruit")}, classes, path) is None
+    renamed = {"a.png": TruthEntry("Animal Mammal"), "b.png": TruthEntry("food-fruit")}
+    with pytest.raises(DataError, match="'Animal Mammal' \\(the dataset's 'animal-mammal'\\)"):
+        check_truth_classes(renamed, classes, path)
+    other = {"a.png": TruthEntry("cat"), "b.png": TruthEntry("dog")}
+    with pytest.raises(DataError, match="none of the truth file's 2 class") as err:
+        check_truth_classes(other, classes, path)
+    assert str(path) in str(err.value) and "animal-mammal" in str(err.value)

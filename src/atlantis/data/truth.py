@@ -23,7 +23,7 @@ from typing import Any
 
 from atlantis.errors import DataError
 
-__all__ = ["TruthEntry", "load_truth", "missing_truth", "unknown_classes"]
+__all__ = ["TruthEntry", "check_truth_classes", "load_truth", "missing_truth", "unknown_classes"]
 
 #: How many names an error lists before it says "and N more".
 SHOW = 10
@@ -123,6 +123,44 @@ def unknown_classes(truth: dict[str, TruthEntry], known: Iterable[str]) -> list[
     hold other things), but worth saying when a truth file uses another naming."""
     names = set(known)
     return sorted({e.class_name for e in truth.values()} - names)
+
+
+def _folded(name: str) -> str:
+    return "".join(ch for ch in name.casefold() if ch.isalnum())
+
+
+def check_truth_classes(truth: dict[str, TruthEntry], classes: Iterable[str],
+                        path: Path) -> str | None:  # fmt: skip
+    """Refuse a truth file whose classes are not named as the dataset names its classes.
+
+    A pool may hold things no class is (distractors), so some unknown classes are fine and
+    only noted (the returned sentence; they count as the wrong class). But when *no* truth
+    class is a dataset class, or an unknown one differs from a dataset class only in case or
+    punctuation (``Animal Mammal`` for ``animal-mammal``), fidelity would silently read 0 %:
+    that raises ``DataError`` naming the classes and the fix.
+    """
+    known = sorted(set(classes))
+    unknown = unknown_classes(truth, known)
+    if not unknown:
+        return None
+    folded = {_folded(c): c for c in known}
+    renamed = [f"{u!r} (the dataset's {folded[_folded(u)]!r})" for u in unknown
+               if _folded(u) in folded]  # fmt: skip
+    if renamed:
+        raise DataError(f"{len(renamed)} truth class(es) are dataset classes spelled another "
+                        f"way: {_listing(renamed)}; write them exactly as the dataset names "
+                        "them", path)  # fmt: skip
+    in_truth = {e.class_name for e in truth.values()}
+    if len(unknown) == len(in_truth):
+        raise DataError(f"none of the truth file's {len(in_truth)} class(es) is a class of "
+                        f"the dataset ({_listing(unknown)}; the dataset has "
+                        f"{_listing(known)}); name each image's class as the dataset does",
+                        path)  # fmt: skip
+    n = sum(1 for e in truth.values() if e.class_name in set(unknown))
+    return (
+        f"pool truth: {n} image(s) of {len(unknown)} class(es) the dataset does not have "
+        f"({_listing(unknown)}) count as the wrong class for every plan item"
+    )
 
 
 def describe_missing(files: list[str], path: Path) -> DataError:

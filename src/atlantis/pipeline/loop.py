@@ -114,6 +114,7 @@ def run_loop(run: Run, cfg: AtlantisConfig, *, progress: bool = True,
     timed = _timer(result.timings)
     with timed("ingest"):
         ingest(run, cfg.data)
+    check_truth_classes(run, cfg, say)  # a truth file named another way fails now
     with timed("caption"):
         caption(run, cfg.caption, progress=progress)
     with timed("embed"):  # before insight, whose outlier / near-duplicate detectors read it
@@ -280,6 +281,22 @@ def truth_problem(cfg: AtlantisConfig) -> str | None:
     except (AtlantisError, OSError) as exc:
         return f"loop.pool_truth: {exc}"
     return None
+
+
+def check_truth_classes(run: Run, cfg: AtlantisConfig, say: Say) -> None:
+    """Raise when ``loop.pool_truth`` names classes unlike the dataset's (see
+    ``data.truth.check_truth_classes``); say how many pool images are of other classes."""
+    if cfg.loop.pool_truth is None:
+        return
+    from atlantis.data.ingest import load_ingested
+    from atlantis.data.truth import check_truth_classes as check
+    from atlantis.data.truth import load_truth
+
+    path = Path(cfg.loop.pool_truth).expanduser()
+    records, _ = load_ingested(run)
+    note = check(load_truth(path), {r.label for r in records}, path)
+    if note:
+        say(note)
 
 
 def check_truth_covers(run: Run, cfg: AtlantisConfig, arm: str) -> None:
