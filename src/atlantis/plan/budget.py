@@ -3,8 +3,8 @@
 A budget ``B`` (or a per-class target count, which sizes ``B``) is spent in four steps,
 each answering one finding of the insight, and the plan says what each step did:
 
-1. **under-represented classes** are brought toward the target ``T`` (the median class
-   size, or ``per_class_target``);
+1. **under-represented classes** are brought toward the target ``T`` (the typical class
+   size the insight's class-imbalance detector flags against, or ``per_class_target``);
 2. **scarce domains**: each scarce (class, domain) cell is filled toward its balanced
    count (the class's size spread evenly over domains, as the insight computed it);
 3. **new classes** get a fixed share of ``B`` (kept off the top, so steps 1 and 2 cannot
@@ -25,12 +25,12 @@ the counts always sum to ``B`` and the same insight always gives the same plan.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from atlantis.errors import ConfigError
+from atlantis.insight.detectors.class_imbalance import typical_class_size
 from atlantis.insight.schema import Insight
 from atlantis.insight.text import normalise_name
 from atlantis.plan.config import PolicyWeights
@@ -115,10 +115,8 @@ def allocate(
     """
     policy = policy or PolicyWeights()
     train, new = select_classes(insight, classes)
-    median = (
-        float(statistics.median(insight.class_counts.values())) if insight.class_counts else 0.0
-    )
-    target = float(per_class_target) if per_class_target else median
+    typical = typical_class_size(insight.class_counts.values())
+    target = float(per_class_target) if per_class_target else typical
     if budget is None:
         if per_class_target is None:
             raise ConfigError("no budget: pass --budget N (images to make) or set "
@@ -164,7 +162,7 @@ def _spend(insight: Insight, budget: int, train: list[str], new: list[str], targ
     level = {c: _real_cells(insight, c, domains) for c in train}
     level.update({c: dict.fromkeys(domains, 0) for c in new})
     out = Allocation(budget=budget, target=target)
-    label = f"target {per_class_target}" if per_class_target else f"median {target:g}"
+    label = f"target {per_class_target}" if per_class_target else f"typical {target:.3g}"
 
     planned: dict[Cell, int] = dict.fromkeys(domains, 0)  # per domain, for water_fill's ties
 

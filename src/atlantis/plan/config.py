@@ -49,7 +49,7 @@ class PlanConfig(BaseModel):
 
     planner: Literal["targeted", "naive"] = "targeted"
     budget: int | None = None  # checked when planning, with a message saying what to pass
-    per_class_target: int | None = Field(None, gt=0)  # None: the median class size
+    per_class_target: int | None = Field(None, gt=0)  # None: the typical class size (DIG)
     classes: list[str] | None = None  # only these classes (training or new); None: all
     new_class_share: float = Field(0.1, ge=0, lt=1)  # of the budget, kept for new classes
     policy: PolicyWeights = Field(default_factory=PolicyWeights)
