@@ -91,6 +91,20 @@ def test_domain_tokens_are_what_a_domains_captions_say_more_than_the_others(
     assert domain_tokens(tag_records(same, tagger), vendors) == {"google": [], "twitter": []}
 
 
+def test_a_rare_word_that_falls_in_one_domain_is_noise_not_its_vocabulary(
+    tagger: WordNetTagger,
+) -> None:
+    # 40 images per vendor with the same captions, but "square" in 3 Twitter captions only:
+    # a lift of infinity, yet 3 of 40 (7.5 %) is under min_share (10 %).
+    caps = ["grinning face emoji"] * 37 + ["red square emoji"] * 3
+    records = [rec(i, "x", c) for i, c in enumerate(["grinning face emoji"] * 40 + caps)]
+    vendors = {str(i): ["google" if i < 40 else "twitter"] for i in range(80)}
+    got = domain_tokens(tag_records(records, tagger), vendors)
+    assert got["twitter"] == []
+    loose = domain_tokens(tag_records(records, tagger), vendors, min_share=0.05)
+    assert "square" in [t.token for t in loose["twitter"]]
+
+
 def test_repeated_captions_are_tagged_once(tagger: WordNetTagger, monkeypatch) -> None:
     calls = []
     original = tagger.tag
