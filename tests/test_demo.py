@@ -3,7 +3,7 @@
 import json
 
 from atlantis.data.emoji import fetch_emoji
-from atlantis.demo import run_demo, scarce_classes
+from atlantis.demo import DEMO_KEEP, n_cut_classes, run_demo
 from atlantis.report.schema import load_report_json
 from atlantis.store.run import Run
 from tests.pipeline.conftest import make_slice
@@ -14,13 +14,14 @@ def test_demo_runs_the_whole_loop_on_real_emoji(tmp_path):
     result = run_demo(tmp_path / "run", root=root, image_size=64, budget=12, seeds=1,
                       progress=False)  # fmt: skip
     run = Run(tmp_path / "run")
-    # the domain-scarcity scenario: Twitter images of the pooled classes left training
+    # the class-imbalance scenario: half the classes (seeded) cut to 2 training images
     scenario = json.loads((run.stage_dir("ingest") / "scenario.json").read_text())
-    assert scenario["kind"] == "domain_scarcity" and scenario["domains"] == ["twitter"]
-    assert set(scenario["classes"]) == set(scarce_classes(root)) != set()
+    assert scenario["kind"] == "class_imbalance" and scenario["keep"] == DEMO_KEEP
+    assert len(scenario["classes"]) == n_cut_classes(root) == 4
     ins = json.loads((run.stage_dir("insight") / "insight.json").read_text())
     assert ins["metadata"]["is_language_model"] is False  # the rules engine says what it is
-    assert ins["scarce_cells"]  # the insight sees the gap the scenario made
+    # the insight sees the gap the scenario made: every cut class is flagged
+    assert set(scenario["classes"]) <= set(ins["under_represented_classes"])
     data = load_report_json(result.report_json)
     assert [a.name for a in data.arms] == ["untrained", "baseline", "naive", "targeted", "oracle"]
     # every control: the oracle's headroom, equal steps, the budget curve, fidelity by truth

@@ -77,8 +77,8 @@ def test_grid_filenames_are_safe_and_distinct() -> None:
 
 def test_rule_names_and_defaults() -> None:
     cfg = FilterConfig()
-    assert (cfg.rule, cfg.rules, cfg.radius_prior, cfg.radius_pool_min) == ("radius",
-                                                                            ("radius",), 4.0, 5)  # fmt: skip
+    assert (cfg.rule, cfg.rules, cfg.radius_prior, cfg.radius_pool_min) == (
+        "consistency", ("consistency",), 4.0, 5)  # fmt: skip
     assert (cfg.consistency_metric, cfg.consistency_vote, cfg.consistency_k,
             cfg.consistency_margin) == ("cosine", "centroid", 10, 0.0)  # fmt: skip
     assert FilterConfig(rule="both").rules == ("radius", "consistency")

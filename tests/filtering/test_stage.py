@@ -102,7 +102,7 @@ def by_id(records: list[ImageRecord]) -> dict[str, dict]:
 
 
 def test_end_to_end(run: Run) -> None:
-    m = filter_arm(run, FilterConfig(delta=2.0, dedup_threshold=STRICT_DEDUP), "targeted",
+    m = filter_arm(run, FilterConfig(rule="radius", delta=2.0, dedup_threshold=STRICT_DEDUP), "targeted",
                    EMBED, progress=False)  # fmt: skip
     folder = run.stage_dir("filter/targeted")
     assert m.status == "done" and m.stage == "filter/targeted"
@@ -147,7 +147,7 @@ def test_end_to_end(run: Run) -> None:
 
 
 def test_up_to_date_run_is_skipped(run: Run) -> None:
-    cfg = FilterConfig(delta=2.0, dedup_threshold=STRICT_DEDUP)
+    cfg = FilterConfig(rule="radius", delta=2.0, dedup_threshold=STRICT_DEDUP)
     first = filter_arm(run, cfg, "targeted", EMBED, progress=False)
     again = filter_arm(
         run, cfg.model_copy(update={"batch_size": 3}), "targeted", EMBED, progress=False
@@ -156,7 +156,7 @@ def test_up_to_date_run_is_skipped(run: Run) -> None:
 
 
 def test_delta_sweep(run: Run) -> None:
-    cfg = FilterConfig(delta=[2.0, 1.0, math.inf], dedup_threshold=STRICT_DEDUP)
+    cfg = FilterConfig(rule="radius", delta=[2.0, 1.0, math.inf], dedup_threshold=STRICT_DEDUP)
     m = filter_arm(run, cfg, "naive", EMBED, progress=False)
     folder = run.stage_dir("filter/naive")
     assert m.info["deltas"] == ["delta-1", "delta-2", "delta-inf"] and m.info["sweep"]
@@ -172,7 +172,7 @@ def test_delta_sweep(run: Run) -> None:
     with pytest.raises(StageError, match=r"delta sweep \(delta-1, delta-2, delta-inf\)"):
         load_kept(run, "naive")
     # Back to a single delta: the sweep's folders go away.
-    filter_arm(run, FilterConfig(delta=1.5, dedup_threshold=STRICT_DEDUP), "naive", EMBED,
+    filter_arm(run, FilterConfig(rule="radius", delta=1.5, dedup_threshold=STRICT_DEDUP), "naive", EMBED,
                progress=False)  # fmt: skip
     assert not list(folder.glob("delta-*")) and (folder / "kept.jsonl").exists()
     with pytest.raises(StageError, match=r"filtered with delta-1\.5, not delta-2"):
@@ -182,12 +182,12 @@ def test_delta_sweep(run: Run) -> None:
 def test_warns_when_near_duplicates_dominate(run: Run) -> None:
     # Distinct patterns of one colour reach cosine 0.98-0.999 in this feature space.
     with pytest.warns(RuntimeWarning, match=r"removed \d+ of the \d+ images that passed ORDC"):
-        filter_arm(run, FilterConfig(delta=2.0, dedup_threshold=0.95), "naive", EMBED,
+        filter_arm(run, FilterConfig(rule="radius", delta=2.0, dedup_threshold=0.95), "naive", EMBED,
                    progress=False)  # fmt: skip
 
 
 def test_new_classes_can_be_removed(run: Run) -> None:
-    cfg = FilterConfig(delta=math.inf, keep_new_classes=False, dedup_threshold=None)
+    cfg = FilterConfig(rule="radius", delta=math.inf, keep_new_classes=False, dedup_threshold=None)
     filter_arm(run, cfg, "naive", EMBED, progress=False)
     removed = by_id(read_records(run.stage_dir("filter/naive") / "removed.jsonl"))
     assert set(removed) == {"e0", "e1"} and removed["e0"]["reason"] == "new_class"
@@ -207,7 +207,7 @@ def test_reuses_the_embed_stage_of_the_same_embedder(run: Run) -> None:
             ctx.info["embedder_key"] = info_key
         warns = pytest.warns(RuntimeWarning, match="zero radius")
         with warns if expected == name else contextlib.nullcontext():
-            m = filter_arm(run, FilterConfig(delta=1.0, dedup_threshold=None), "naive", EMBED,
+            m = filter_arm(run, FilterConfig(rule="radius", delta=1.0, dedup_threshold=None), "naive", EMBED,
                            force=True, progress=False)  # fmt: skip
         assert m.info["real_embeddings"] == expected
     assert "a4-noise" in {r.id for r in load_kept(run, "naive")}
@@ -225,7 +225,8 @@ def test_empty_generation_and_missing_stage(run: Run) -> None:
 
 def test_cli(run: Run) -> None:
     cli = CliRunner()
-    args = ["filter", str(run.root), "--arm", "targeted", "--set", "filter.dedup_threshold=0.9999"]
+    args = ["filter", str(run.root), "--arm", "targeted", "--set", "filter.dedup_threshold=0.9999",
+            "--set", "filter.rule=radius"]  # fmt: skip
     res = cli.invoke(app, [*args, "--delta", "2"])
     assert res.exit_code == 0, res.output
     assert "kept 9 of 12" in res.output and "a_red" in res.output and "(new)" in res.output

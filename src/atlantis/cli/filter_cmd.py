@@ -30,7 +30,10 @@ def filter_(
     arm: ArmOpt = "targeted",
     delta: Annotated[
         list[float] | None,
-        typer.Option("--delta", help="ORDC delta (inf: no filtering); repeat for a sweep."),
+        typer.Option(
+            "--delta",
+            help="ORDC delta of the radius rule (filter.rule radius or both; inf: no filtering); repeat for a sweep.",
+        ),
     ] = None,
     embedder: EmbedderOpt = None,
     config: ConfigOpt = None,
