@@ -205,7 +205,11 @@ def test_a_class_kept_at_most_stop_kept_share_is_stopped() -> None:
     assert list(stop_classes(stats, [rnd], 0.05, after=2)) == ["Arctic Tern"]
     served = RoundSummary(round=1, source="filter", alerts=[a for a in alerts if a.kind != "class"])
     assert stop_classes(stats, [served], 0.05, after=2) == {}
-    assert {"stop_after", "stop_kept_share"} <= FEEDBACK_KEYS  # never rebuild round 0
+    assert {"stop_after", "stop_kept_share", "stop_min_images"} <= FEEDBACK_KEYS  # not round 0
+    # too few images to judge: 0 of 2 kept says little about what the source can make
+    few = FilterStats.model_validate({"per_class": {"Arctic Tern": {"total": 2, "kept": 0}}})
+    assert stop_classes(few, [], 0.05, after=1, min_images=3) == {}
+    assert list(stop_classes(few, [], 0.05, after=1, min_images=2)) == ["Arctic Tern"]
 
 
 def test_filter_rows_never_ask_for_a_stopped_class(run: Run) -> None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Keys only the feedback re-plans read: changing them must not rebuild round 0.
 FEEDBACK_KEYS = {"tau_domain", "tau_class", "exemptions", "max_rounds", "feedback_per_class",
-                 "feedback_cap", "stop_after", "stop_kept_share"}  # fmt: skip
+                 "feedback_cap", "stop_after", "stop_kept_share", "stop_min_images"}  # fmt: skip
 #: Keys the naive planner never reads (it uses neither the insight nor a language model).
 NAIVE_UNUSED_KEYS = {"per_class_target", "classes", "new_class_share", "policy",
                      "descriptions_per_call", "llm", "llm_options",
@@ -74,3 +74,6 @@ class PlanConfig(BaseModel):
     # never re-planned again, by either algorithm (0: never stop).
     stop_after: int = Field(1, ge=0)
     stop_kept_share: float = Field(0.05, ge=0, lt=1)
+    # ... judged only on at least this many of the class's images in a filter result: one
+    # removed image says little about what the source can make
+    stop_min_images: int = Field(3, ge=1)

@@ -14,7 +14,8 @@ over the target's cells in proportion to what was planned there.
 **Stopping a class the source cannot serve.** Replacing filtered-out images only helps when
 the source can make acceptable ones. A class whose kept share is at most
 ``stop_kept_share`` (5 %) in ``stop_after`` filter results in a row (the current stats and
-the class alerts of the filter rounds before) is *stopped* (``stop_classes``): no later
+the class alerts of the filter rounds before), judged on at least ``stop_min_images`` (3)
+of its images, is *stopped* (``stop_classes``): no later
 round, of either algorithm, asks for it again, and the round's ``stopped`` and note say
 so. Its replacements are not redistributed to other classes: nothing says those need
 more, so that share of the budget stays unplanned (the report shows it), except through
@@ -148,11 +149,12 @@ def is_exempt(alert: Alert, exemptions: Sequence[str]) -> bool:
 
 
 def stop_classes(stats: FilterStats, history: Sequence[RoundSummary], max_kept: float,
-                 after: int) -> dict[str, str]:  # fmt: skip
+                 after: int, min_images: int = 1) -> dict[str, str]:  # fmt: skip
     """Classes the source does not serve (see the module docstring), with the reason.
 
     ``history`` is the plan's rounds so far: a filter round before counts when it holds a
-    class alert for the class with a filtered-out fraction of at least ``1 - max_kept``."""
+    class alert for the class with a filtered-out fraction of at least ``1 - max_kept``.
+    A class with fewer than ``min_images`` images in the current stats is not judged."""
     if after <= 0:
         return {}
     earlier = [r for r in history if r.source == "filter"][-(after - 1) :] if after > 1 else []
@@ -160,7 +162,7 @@ def stop_classes(stats: FilterStats, history: Sequence[RoundSummary], max_kept: 
         return {}
     out = {}
     for name, s in stats.per_class.items():
-        if s.total == 0 or s.kept > max_kept * s.total:
+        if s.total < max(min_images, 1) or s.kept > max_kept * s.total:
             continue
         if all(any(a.kind == "class" and a.target == name and a.value >= 1 - max_kept - 1e-9
                    for a in r.alerts) for r in earlier):  # fmt: skip

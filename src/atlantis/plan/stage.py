@@ -232,7 +232,9 @@ def _feedback(
     if source == "filter":
         stats = fb.read_json_model(run.stage_dir(src) / "stats.json", fb.FilterStats)
         alerts = fb.filter_alerts(stats, cfg.tau_domain, cfg.tau_class, cfg.exemptions)
-        found = fb.stop_classes(stats, summary.rounds, cfg.stop_kept_share, cfg.stop_after)
+        found = fb.stop_classes(
+            stats, summary.rounds, cfg.stop_kept_share, cfg.stop_after, cfg.stop_min_images
+        )
         stopped = {c: why for c, why in found.items() if c not in before}
         earlier = [r for rs in summary.rounds if rs.source == "filter" for r in rs.allocation]
         rows = fb.filter_rows(alerts, items, earlier, cfg.feedback_cap, {*before, *stopped})
