@@ -12,7 +12,7 @@ from atlantis.data.records import ImageRecord, Provenance
 from atlantis.data.truth import TruthEntry
 from atlantis.errors import DataError
 from atlantis.report.fidelity import ArmFidelity, proxy_fidelity, truth_fidelity
-from atlantis.report.html import per_rule_line
+from atlantis.report.html import fidelity_line, per_rule_line
 
 
 def rec(i: int, label: str, domain: str | None, file: str | None) -> ImageRecord:
@@ -48,6 +48,11 @@ def test_truth_shares_and_filter_confusion_by_hand() -> None:
     assert c.keep_precision == pytest.approx(1 / 3)
     assert c.wrong_removed_share == pytest.approx(1 / 3)
     assert c.right_removed_share == pytest.approx(1 / 2)
+    # the printed line leads with the class share (the fidelity target), then class + domain
+    assert fidelity_line(f).startswith(
+        "60 % of 5 sourced and 67 % of 3 kept images are the planned class (40 % and 33 % "
+        "class and domain)"
+    )
 
 
 def test_images_not_from_the_pool_are_unmatched_and_missing_rows_named() -> None:

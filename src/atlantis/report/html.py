@@ -413,9 +413,15 @@ def fidelity_line(f: ArmFidelity) -> str:
     def share(x: float | None) -> str:
         return "\u2014" if x is None else f"{100 * x:.0f} %"
 
-    what = "class and domain" if f.basis == "truth" else "class (proxy)"
-    line = (f"{share(f.sourced.both_match)} of {f.sourced.n} sourced and "
-            f"{share(f.kept.both_match)} of {f.kept.n} kept images are the planned {what}")  # fmt: skip
+    if f.basis == "truth":
+        line = (f"{share(f.sourced.class_match)} of {f.sourced.n} sourced and "
+                f"{share(f.kept.class_match)} of {f.kept.n} kept images are the planned class "
+                f"({share(f.sourced.both_match)} and {share(f.kept.both_match)} class and "
+                "domain)")  # fmt: skip
+    else:
+        line = (f"{share(f.sourced.both_match)} of {f.sourced.n} sourced and "
+                f"{share(f.kept.both_match)} of {f.kept.n} kept images are the planned class "
+                "(proxy)")  # fmt: skip
     if (c := f.confusion) is not None:
         line += (f"; the filter removed {c.wrong_removed} of {c.wrong_kept + c.wrong_removed} "
                  f"wrong and {c.right_removed} of {c.right_kept + c.right_removed} right "
