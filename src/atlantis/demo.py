@@ -53,7 +53,7 @@ from atlantis.train.config import preset
 
 console = Console()
 
-DEMO_BUDGET = 200
+DEMO_BUDGET = 600
 DEMO_SEEDS = 3
 DEMO_STEPS = 600  # optimiser steps of every training (equal for every arm and budget)
 DEMO_CUT_SHARE = 0.5  # of the training classes cut to DEMO_KEEP real images
@@ -89,7 +89,10 @@ def demo_config(root: Path, out: Path, *, image_size: int = 128, budget: int = D
         plan=PlanConfig(budget=budget, llm="rules"),
         generate=GenerateConfig(source="retrieve", options={
             "pool": str(root / "images"), "captions": str(out / POOL_CAPTIONS),
-            "only_captioned": True}),
+            "only_captioned": True,
+            # reference-guided: the plan's real images of the class, in the embed space
+            "image_embedder": "efficientnet-lite0",
+            "image_embedder_options": {"image_size": image_size}}),
         filter=FilterConfig(delta=1.5),
         train=preset("demo", image_size=image_size, steps=DEMO_STEPS),
         eval=EvalConfig(split="test"),

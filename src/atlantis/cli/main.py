@@ -275,7 +275,7 @@ def demo(
     ] = None,
     image_size: ImageSizeOpt = 128,
     seeds: Annotated[int, typer.Option(help="Training seeds per arm (mean ± std).")] = 3,
-    budget: Annotated[int, typer.Option(help="Synthetic images per augmented arm.")] = 200,
+    budget: Annotated[int, typer.Option(help="Synthetic images per augmented arm.")] = 600,
     vendors: VendorsOpt = "google,twitter",
 ) -> None:
     """The whole loop offline on real emoji: insight, plans, sourcing, ORDC, training of

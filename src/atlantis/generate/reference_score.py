@@ -68,8 +68,3 @@ class ImageSpace:
     def embed(self, paths: Sequence[Path]) -> np.ndarray:
         """Unit vectors of ``paths``, in order; only files missing from the cache are run."""
         return normalized(self.embedder.embed_files(list(paths), self.cache, self.progress))
-
-    def reference_scores(self, pool: np.ndarray, references: Sequence[Path]) -> np.ndarray:
-        """Mean cosine of each pool vector (unit rows of ``pool``) with the reference images."""
-        refs = self.embed(references)
-        return (pool @ refs.T).mean(axis=1)

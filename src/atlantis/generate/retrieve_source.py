@@ -195,11 +195,13 @@ class RetrieveSource(ImageSource):
         text_weight: float = 1.0,
         reference_weight: float = 1.0,
         image_embedder: str | None = None,
+        image_embedder_options: Mapping[str, Any] | None = None,
         pool_leaks: str = "drop",
         batch_size: int = 32,
         **common: Any,
     ) -> None:
         super().__init__(**common)
+        self.batch_size = batch_size
         for name, w in (("text_weight", text_weight), ("reference_weight", reference_weight)):
             if not (isinstance(w, int | float) and np.isfinite(w) and w >= 0):
                 raise ConfigError(f"retrieve: {name} must be a number >= 0, got {w!r}")
@@ -211,10 +213,11 @@ class RetrieveSource(ImageSource):
                               f"got {pool_leaks!r}")  # fmt: skip
         self.text_weight, self.reference_weight = float(text_weight), float(reference_weight)
         self.image_embedder = image_embedder or (f"open_clip:{clip}" if clip else DEFAULT_IMAGE)
+        # e.g. {"image_size": 128}: the run's embed settings, so the reference images' vectors
+        # are the embed stage's (cached) and the filter finds the picks' vectors cached too
+        self.image_embedder_options = dict(image_embedder_options or {})
         if self.reference_weight > 0 and image_embedder:  # a typo fails now, listing the names
-            from atlantis.embed.registry import create_embedder
-
-            create_embedder(image_embedder, device="cpu")
+            self._create_image_embedder("cpu")
         self.pool_leaks = pool_leaks
         if not pool:
             raise ConfigError(
@@ -227,7 +230,6 @@ class RetrieveSource(ImageSource):
         self.captions_file = Path(captions).expanduser().resolve() if captions else None
         self.captioner = captioner
         self.clip = clip
-        self.batch_size = batch_size
         self.files = list_pool(self.pool)
         if only_captioned:  # the captions file is the pool's list (e.g. minus test classes)
             if self.captions_file is None:
@@ -270,12 +272,17 @@ class RetrieveSource(ImageSource):
             self._identity = json.dumps(ident, sort_keys=True)
         return self._identity
 
+    def _create_image_embedder(self, device: str) -> Any:
+        from atlantis.embed.registry import create_embedder
+
+        return create_embedder(self.image_embedder, device=device, batch_size=self.batch_size,
+                               **self.image_embedder_options)  # fmt: skip
+
     def _reference_identity(self) -> dict[str, Any] | None:
         if not self.uses_references:
             return None
-        from atlantis.embed.registry import create_embedder
 
-        key = create_embedder(self.image_embedder, device="cpu").key  # cheap: nothing loads
+        key = self._create_image_embedder("cpu").key  # cheap: nothing loads
         return {"text_weight": self.text_weight, "weight": self.reference_weight,
                 "embedder": key, "combine": "zscore", "reduce": "mean-cosine"}  # fmt: skip
 
@@ -423,6 +430,7 @@ class RetrieveSource(ImageSource):
         for file in (*self.used, *self.unusable):
             if file in index:
                 free[index[file]] = False
+        ref_vectors = self._reference_vectors(items, references or {})
         results = []
         for item, row in zip(items, text, strict=True):
             refs = self.parents(item)
@@ -434,7 +442,8 @@ class RetrieveSource(ImageSource):
                 results.append(SourceResult(error=f"reference image {unknown[0]!r} was not "
                                             "resolved to a file (not an ingested image)"))  # fmt: skip
                 continue
-            ref = self._reference_row([Path(references[r]) for r in refs])  # type: ignore[index]
+            ref = self._image_vectors @ np.stack([ref_vectors[r] for r in refs]).T
+            ref = ref.mean(axis=1)  # mean cosine to the item's references
             score = combine(row, ref, self.text_weight, self.reference_weight)
             result = self._pick(score, free, {"text": row, "reference": ref})
             if result.ok:
@@ -442,22 +451,25 @@ class RetrieveSource(ImageSource):
             results.append(result)
         return results
 
-    def _reference_row(self, paths: list[Path]) -> np.ndarray:
-        """Mean cosine of every pool image to the reference images (pool vectors on first use)."""
+    def _reference_vectors(self, items: Sequence[PlanItem],
+                           references: Mapping[str, Path]) -> dict[str, np.ndarray]:  # fmt: skip
+        """Unit vectors of every reference image the ``items`` name, embedded in one pass
+        (and the pool's vectors on first use); {} when no item has references."""
+        wanted = sorted({r for it in items for r in self.parents(it) if r in references})
+        if not wanted:
+            return {}
         if self._space is None:
             embedder = self._clip_embedder
             if embedder is None or self.image_embedder != f"open_clip:{self.clip}":
-                from atlantis.embed.registry import create_embedder
-
-                embedder = create_embedder(self.image_embedder, device=self.requested_device,
-                                           batch_size=self.batch_size)  # fmt: skip
+                embedder = self._create_image_embedder(self.requested_device)
             self._space = ImageSpace(embedder, self._cache_root, self.show_progress)
         if self._image_vectors is None:
             if self._clip_embedder is not None and self._space.embedder is self._clip_embedder:
                 self._image_vectors = normalized(self._vectors)  # type: ignore[arg-type]
             else:
                 self._image_vectors = self._space.embed([self.pool / f for f in self.files])
-        return self._space.reference_scores(self._image_vectors, paths)
+        vectors = self._space.embed([Path(references[r]) for r in wanted])
+        return dict(zip(wanted, vectors, strict=True))
 
     def _pick(
         self, row: np.ndarray, free: np.ndarray, parts: dict[str, np.ndarray]
