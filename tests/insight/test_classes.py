@@ -15,8 +15,9 @@ def test_counts_ratio_and_default_threshold() -> None:
     assert r.class_names == ["a", "b", "c", "d"]  # first seen; the empty label is no class
     assert r.class_counts == {"a": 10, "b": 6, "c": 2, "d": 3}
     assert r.imbalance_ratio == 5.0
-    assert r.threshold == 3  # ceil(median 4.5 / 2)
-    assert r.under_represented == ["c"]  # 3 is not under 3; smallest first
+    # typical size: the mean of the classes at or above the median 4.5, (10 + 6) / 2 = 8
+    assert r.threshold == 4  # ceil(8 / 2)
+    assert r.under_represented == ["c", "d"]  # smallest first
 
 
 def test_explicit_threshold_and_order() -> None:

@@ -1,8 +1,8 @@
 """ClassInfer (supplement C.1.4): class counts and imbalance, or classes from captions.
 
 With labels this is counting, no LLM: class sizes, the imbalance ratio (largest / smallest)
-and the classes under a threshold (default: half the median class size, so "small" is
-relative to this dataset). Without labels (every label empty, or ``infer_classes`` set),
+and the classes under a threshold (default: half the typical class size,
+``atlantis.insight.sizes``, so "small" is relative to this dataset). Without labels (every label empty, or ``infer_classes`` set),
 the ``dig.class_infer`` task proposes classes with caption keywords from the frequency
 table; each image then takes the first proposed class whose keyword its captions contain,
 and the counts are made over those inferred labels.
@@ -10,8 +10,6 @@ and the counts are made over those inferred labels.
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from atlantis.insight.context import frequency_summary
 from atlantis.insight.frequency import TaggedRecords
 from atlantis.insight.schema import ClassReport, DataContext, FrequencyTable, ProposedClasses
+from atlantis.insight.sizes import small_class_threshold
 from atlantis.llm.base import LLM, LLMTask
 from atlantis.llm.rules import rule
 from atlantis.llm.store import CallStore
@@ -37,7 +36,7 @@ def class_report(
     names += [c for c in counts if c not in set(names)]
     sizes = [counts[c] for c in names]
     if threshold is None:
-        threshold = max(1, math.ceil(statistics.median(sizes) / 2)) if sizes else 1
+        threshold = small_class_threshold(sizes) if sizes else 1
     ratio = max(sizes) / min(sizes) if sizes else 1.0
     under = sorted((c for c in names if counts[c] < threshold), key=lambda c: (counts[c], c))
     return ClassReport(class_names=names, class_counts={c: counts[c] for c in names},

@@ -26,6 +26,7 @@ from atlantis.insight.schema import (
     ScarceCell,
     TokenCount,
 )
+from atlantis.insight.sizes import typical_class_size
 from atlantis.llm.base import LLM, LLMTask
 from atlantis.llm.rules import rule
 from atlantis.llm.store import CallStore
@@ -56,7 +57,7 @@ def findings_view(
             "n_classes": len(report.class_names),
             "imbalance_ratio": report.imbalance_ratio,
             "threshold": report.threshold,
-            "median_size": _median(report.class_counts.values()),
+            "typical_size": round(typical_class_size(report.class_counts.values()), 3),
             "under_represented": [
                 [c, report.class_counts[c]] for c in report.under_represented[:MAX_CLASSES]
             ],
@@ -84,13 +85,6 @@ def _detector_brief(d: dict[str, Any]) -> dict[str, Any]:
     if len(json.dumps(summary, default=str)) <= MAX_SUMMARY_CHARS:
         brief["summary"] = summary
     return brief
-
-
-def _median(values) -> float:
-    import statistics
-
-    vals = list(values)
-    return float(statistics.median(vals)) if vals else 0.0
 
 
 def extract_task(view: dict[str, Any]) -> LLMTask:
@@ -125,15 +119,16 @@ def extract_rules(view: dict[str, Any]) -> Recommendations:
                if d.get("status") == "ok" and d.get("n_flagged")]  # fmt: skip
     if flagged:
         overview += " Detectors: " + ", ".join(flagged) + "."
-    median = cls["median_size"]
+    typical = cls["typical_size"]
     if cls["under_represented"]:
-        items = ", ".join(f"{c} ({n} images, about {max(0, round(median - n))} short of the "
-                          f"median {median:g})" for c, n in cls["under_represented"][:10])  # fmt: skip
+        items = ", ".join(f"{c} ({n} images, about {max(0, round(typical - n))} short of the "
+                          f"typical class size {typical:.3g})"
+                          for c, n in cls["under_represented"][:10])  # fmt: skip
         more = cls["n_under_represented"] - min(10, len(cls["under_represented"]))
         class_text = (f"Augment the under-represented classes first: {items}"
                       + (f", and {more} more" if more > 0 else "") + ". "
                       f"The largest class is {cls['imbalance_ratio']:.3g} times the smallest; "
-                      "bringing small classes to the median size makes the classes equitable.")  # fmt: skip
+                      "bringing small classes to the typical size makes the classes equitable.")  # fmt: skip
     else:
         class_text = (f"No class is under the threshold of {cls['threshold']} images (largest / "
                       f"smallest = {cls['imbalance_ratio']:.3g}); augment all classes evenly.")  # fmt: skip

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import html
 import json
-import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from atlantis.insight.schema import Insight
+from atlantis.insight.sizes import typical_class_size
 from atlantis.redact import write_redacted
 
 __all__ = ["backend_label", "render_insight_report"]
@@ -96,7 +96,7 @@ def _bar_chart(insight: Insight) -> str:
     width, top = 960, 22
     bar_w = width - label_w - 70
     peak = max(c for _, c in rows) or 1
-    median = statistics.median(c for _, c in rows)
+    median = typical_class_size(c for _, c in rows)  # the size classes are measured against
     height = top + row_h * len(rows) + 6
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -106,7 +106,7 @@ def _bar_chart(insight: Insight) -> str:
     out.append(
         f'<line x1="{mx:.1f}" y1="{top - 6}" x2="{mx:.1f}" y2="{height}" stroke="#555" '
         f'stroke-dasharray="4 3"/><text x="{mx + 4:.1f}" y="{top - 9}" fill="#555">'
-        f"median {_fmt(median)}</text>"
+        f"typical {_fmt(median)}</text>"
     )
     for i, (name, count) in enumerate(rows):
         y = top + i * row_h
@@ -125,7 +125,7 @@ def _bar_chart(insight: Insight) -> str:
     legend = (
         f'<p class="legend"><span style="background:{_BAR}"></span>class'
         f'<span style="background:{_BAR_LOW}"></span>under-represented '
-        f"({len(low)} of {len(rows)}) &nbsp; dashed line: median</p>"
+        f"({len(low)} of {len(rows)}) &nbsp; dashed line: typical class size</p>"
     )
     return legend + _scroll("".join(out), len(rows) > 34)
 

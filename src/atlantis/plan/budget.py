@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from atlantis.errors import ConfigError
-from atlantis.insight.detectors.class_imbalance import typical_class_size
 from atlantis.insight.schema import Insight
+from atlantis.insight.sizes import typical_class_size
 from atlantis.insight.text import normalise_name
 from atlantis.plan.config import PolicyWeights
 from atlantis.plan.schema import AllocationRow, Step

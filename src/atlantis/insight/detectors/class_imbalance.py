@@ -1,25 +1,15 @@
 """Class imbalance: which classes have too few training images.
 
 Score of a class = ``min(1, count / T)``, ``T`` the *typical class size*
-(:func:`typical_class_size`): the mean count of the classes at or above the median. A class
-is flagged when its score is below ``threshold`` (default 0.5, i.e. fewer than half of T),
-and T is also the count the planner brings flagged classes toward.
-
-Why not the largest class: one huge class would push every other class towards 0 and flag
-them all. Why not the median, as this detector first did: when half or most of the classes
-are small (the paper's class-imbalance setting cuts most training classes to 2 images), the
-median *is* a small class, so nothing is flagged and the planner's target is 2 images. The
-upper half's mean is what a well-represented class looks like as long as at least a
-quarter of the classes are: measured on the demo, half of 84 emoji classes cut to 2 images
-gave a median of 2.5 (none flagged) and T = 11.4, which flags the 42 cut classes and 16
-naturally small ones (under 5.7 images). On data without small classes T is close to the
-median.
+(``atlantis.insight.sizes``: the mean count of the classes at or above the median, and why
+not the median or the largest class). A class is flagged when its score is below
+``threshold`` (default 0.5, i.e. fewer than half of T); T is also the count the planner
+brings flagged classes toward.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -31,17 +21,9 @@ from atlantis.insight.detectors.base import (
     ItemIssue,
     RatioDetector,
 )
+from atlantis.insight.sizes import typical_class_size
 
-__all__ = ["ClassImbalance", "typical_class_size"]
-
-
-def typical_class_size(counts: Iterable[float]) -> float:
-    """The mean of the counts at or above their median (0.0 for no counts); see the module
-    docstring for why not the median itself."""
-    values = np.sort(np.asarray(list(counts), dtype=np.float64))
-    if not values.size:
-        return 0.0
-    return float(values[values >= np.median(values)].mean())
+__all__ = ["ClassImbalance"]
 
 
 @DETECTORS.register(
