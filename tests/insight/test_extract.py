@@ -67,7 +67,10 @@ def test_rules_text_names_classes_numbers_and_new_classes() -> None:
         "flying, sitting" in recs.data_overview
         and "class_imbalance (1 flagged)" in recs.data_overview
     )
-    assert "gull (2 images, about 6 short of the typical class size 8)" in recs.class_imbalance_recommendations
+    assert (
+        "gull (2 images, about 6 short of the typical class size 8)"
+        in recs.class_imbalance_recommendations
+    )
     assert "wandering albatross" in recs.class_imbalance_recommendations
     assert list(recs.domain_imbalance_recommendations) == ["Laysan Albatross"]
     text = recs.domain_imbalance_recommendations["Laysan Albatross"]
