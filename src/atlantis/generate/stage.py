@@ -108,6 +108,7 @@ def _execute(ctx: StageContext, cfg: GenerateConfig, arm: str, items: list[PlanI
     done, adopted = _resume(run, arm, tasks, by_id, source)
     write_record_file(records_path, [done[t.item.id] for t in tasks if t.item.id in done])
     source.restore(list(done.values()))
+    source.prepare(items)
     todo = [t for t in tasks if t.item.id not in done and t.item.id not in missing]
     _check_reference_files(run, arm, todo, refs, source)
 
