@@ -66,7 +66,7 @@ def test_a_preset_overrides_earlier_layers_and_later_ones_override_it(tmp_path):
     path.write_text("train:\n  preset: demo\n")
     base = {"train": {"lr": 0.5, "epochs": 7, "seed": 4}}  # a run's saved config
     cfg = load_config(path, base=base)
-    assert cfg.train.lr == 1e-4 and cfg.train.epochs == 10  # the preset's, over the saved
+    assert cfg.train.lr == 1e-3 and cfg.train.epochs == 10  # the preset's, over the saved
     assert cfg.train.seed == 4  # what the preset does not set stays
     late = load_config(None, ["train.epochs=2", "train.preset=demo"])
     early = load_config(None, ["train.preset=demo", "train.epochs=2"])

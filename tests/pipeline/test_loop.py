@@ -92,11 +92,14 @@ def test_arms_get_the_same_budget_and_only_targeted_is_filtered(finished) -> Non
     assert sum(r["source"] == "filter" for r in summary["rounds"]) <= 1 + 1  # round 0 + 1
 
 
-def test_domain_scarcity_drops_only_training_images_of_the_scarce_domain(finished) -> None:
+def test_the_scenario_drops_only_training_images_of_the_cut_classes(finished) -> None:
     run, _, _, _, _ = finished
     dropped = [json.loads(x) for x in
                (run.stage_dir("ingest") / "dropped.jsonl").read_text().splitlines()]  # fmt: skip
-    assert dropped and all(r["split"] == "train" and r["domains"] == ["twitter"] for r in dropped)
+    scenario = json.loads((run.stage_dir("ingest") / "scenario.json").read_text())
+    cut = set(scenario["classes"])
+    assert scenario["kind"] == "class_imbalance" and cut
+    assert dropped and all(r["split"] == "train" and r["label"] in cut for r in dropped)
 
 
 def test_report_has_the_comparison_robustness_and_cost(finished) -> None:

@@ -24,15 +24,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from atlantis.filtering.consistency import consistency
 from atlantis.filtering.ordc import NEW_CLASS, OrdcResult, ordc
-
-if TYPE_CHECKING:
-    from atlantis.filtering.config import FilterConfig
 
 __all__ = ["ALIASES", "RULES", "Decision", "RuleInputs", "RuleVerdict", "apply_rules",
            "register_rule", "rule_names"]  # fmt: skip
@@ -48,7 +45,7 @@ class RuleInputs:
     real_labels: list[Any]
     syn_x: np.ndarray
     syn_labels: list[Any]
-    cfg: FilterConfig
+    cfg: Any  # a filtering.config.FilterConfig (not imported: config imports this module)
     delta: float
 
     @cached_property
