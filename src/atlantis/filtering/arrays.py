@@ -100,6 +100,26 @@ def class_indices(*label_sets: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]
     return classes, out
 
 
+def real_and_synthetic(
+    real_embeddings: Any, real_labels: Any, synthetic_embeddings: Any, synthetic_labels: Any,
+    normalize: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """``(real, syn, y_real, y_syn)`` checked (shapes, matching dims, label counts) and, with
+    ``normalize``, L2-normalised: the inputs of every filter rule, validated one way."""
+    real = as_matrix(real_embeddings, "real_embeddings")
+    syn = as_matrix(synthetic_embeddings, "synthetic_embeddings", empty_dim=real.shape[1])
+    if real.shape[1] != syn.shape[1]:
+        raise ValueError(
+            f"real_embeddings have dim {real.shape[1]} but synthetic_embeddings have dim "
+            f"{syn.shape[1]}; embed both with the same embedder"
+        )
+    y_real = as_labels(real_labels, len(real), "real_labels", "real_embeddings")
+    y_syn = as_labels(synthetic_labels, len(syn), "synthetic_labels", "synthetic_embeddings")
+    if normalize:
+        real, syn = l2_normalize(real), l2_normalize(syn)
+    return real, syn, y_real, y_syn
+
+
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (a zero row stays zero)."""
     norm = np.linalg.norm(x, axis=1, keepdims=True)

@@ -39,12 +39,11 @@ from typing import Any, Literal
 import numpy as np
 
 from atlantis.filtering.arrays import (
-    as_labels,
-    as_matrix,
     class_indices,
     class_means,
     l2_normalize,
     py_value,
+    real_and_synthetic,
 )
 from atlantis.filtering.ordc import NEW_CLASS
 
@@ -126,17 +125,9 @@ def consistency(
     min_margin = float(min_margin)
     if not np.isfinite(min_margin):
         raise ValueError(f"min_margin must be a finite number, got {min_margin!r}")
-    real = as_matrix(real_embeddings, "real_embeddings")
-    syn = as_matrix(synthetic_embeddings, "synthetic_embeddings", empty_dim=real.shape[1])
-    if real.shape[1] != syn.shape[1]:
-        raise ValueError(
-            f"real_embeddings have dim {real.shape[1]} but synthetic_embeddings have dim "
-            f"{syn.shape[1]}; embed both with the same embedder"
-        )
-    y_real = as_labels(real_labels, len(real), "real_labels", "real_embeddings")
-    y_syn = as_labels(synthetic_labels, len(syn), "synthetic_labels", "synthetic_embeddings")
-    if normalize:
-        real, syn = l2_normalize(real), l2_normalize(syn)
+    real, syn, y_real, y_syn = real_and_synthetic(
+        real_embeddings, real_labels, synthetic_embeddings, synthetic_labels, normalize
+    )
 
     classes, (real_idx, syn_idx) = class_indices(y_real, y_syn)
     n_real = np.bincount(real_idx, minlength=len(classes))
