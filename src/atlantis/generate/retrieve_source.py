@@ -37,7 +37,7 @@ by the raw text score. Each record's ``provenance.params`` holds ``text_score``,
 ranked).
 
 **Pool vectors are cached**, so a second arm (or a re-run) does not encode the pool again
-(10 s or more for the demo's 4,454 captions on 2 CPU cores; 0.15 s from the cache):
+(seconds for the demo's 2,816 captions on 2 CPU cores; a fraction of a second from the cache):
 caption vectors by the text encoder's identity and the sha256 of the caption texts
 (``text_vectors``), CLIP and reference-space image vectors by file content
 (``EmbeddingCache``). They live under
