@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: Keys only the feedback re-plans read: changing them must not rebuild round 0.
 FEEDBACK_KEYS = {"tau_domain", "tau_class", "exemptions", "max_rounds", "feedback_per_class",
                  "feedback_cap", "stop_after", "stop_kept_share", "stop_min_images"}  # fmt: skip
+#: Keys that change how fast a plan is written, never what it holds: not in the config hash.
+RUNTIME_KEYS = {"llm_concurrency"}
 #: Keys the naive planner never reads (it uses neither the insight nor a language model).
 NAIVE_UNUSED_KEYS = {"per_class_target", "classes", "new_class_share", "policy",
                      "descriptions_per_call", "llm", "llm_options",
@@ -58,6 +60,9 @@ class PlanConfig(BaseModel):
     seed: int = 0
     llm: str = "rules"
     llm_options: dict[str, Any] = Field(default_factory=dict)
+    # LLM requests in flight at once while writing references and descriptions (one class
+    # per request stream; 1: one after the other). The plan is the same either way.
+    llm_concurrency: int = Field(8, ge=1)
     negative_prompt: str | None = "blurry, low quality, distorted, deformed, watermark, text"
     # IncorporateFeedback: Algorithm 1 (filtering) and Algorithm 2 (training)
     tau_domain: float = Field(0.5, ge=0, le=1)  # alert when more of a domain is filtered out

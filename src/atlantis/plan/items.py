@@ -2,9 +2,11 @@
 
 Shared by round 0 and the feedback rounds, so a re-plan's items are made exactly like the
 first ones. ``describe_rows`` runs ReferenceDescription for the classes of the rows, then
-the description writer class by class, telling it the texts the class already has (earlier
-rounds) so that nothing repeats; ``build_items`` numbers the images of each (round, class,
-domain) cell and gives each its text, id, seed and real reference images (for img2img).
+the description writer class by class (up to ``plan.llm_concurrency`` classes at once, the
+result identical to one after the other), telling it the texts the class already has
+(earlier rounds) so that nothing repeats; ``build_items`` numbers the images of each
+(round, class, domain) cell and gives each its text, id, seed and real reference images
+(for img2img).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from atlantis.data.ingest import load_ingested
 from atlantis.insight.schema import Insight
 from atlantis.insight.text import normalise_name
 from atlantis.llm.base import LLM
+from atlantis.llm.concurrency import ordered_map
 from atlantis.llm.store import CallStore
 from atlantis.plan.config import PlanConfig
 from atlantis.plan.descriptions import describe_class
@@ -46,7 +49,8 @@ def describe_rows(
     """New texts per (class, domain) cell of ``rows``, and D_ref per class."""
     tokens, per_domain, subject = class_tokens(ins), domain_words(ins), subject_word(ins)
     facts = class_facts(ins, rows, tokens, per_domain)
-    refs = write_references(llm, objective.objective, ins.domain_criterion, facts, store)
+    refs = write_references(llm, objective.objective, ins.domain_criterion, facts, store,
+                            concurrency=cfg.llm_concurrency)  # fmt: skip
     requests: dict[str, Counter[str | None]] = {}
     why: dict[str, dict[str | None, list[str]]] = {}
     for r in rows:
@@ -56,15 +60,15 @@ def describe_rows(
     for it in existing:
         before.setdefault(it.class_name, {}).setdefault(it.domain, []).append(it.description)
     new = {r.class_name for r in rows if r.is_new_class}
-    texts: Texts = {}
-    for c, req in requests.items():
-        got = describe_class(
+
+    def describe(c: str) -> dict[str | None, list[str]]:
+        return describe_class(
             llm,
             class_name=c,
             is_new_class=c in new,
             reference=refs[c],
             tokens=tokens.get(c, []),
-            requests=dict(req),
+            requests=dict(requests[c]),
             why={d: "; ".join(dict.fromkeys(w)) for d, w in why[c].items()},
             existing=before.get(c, {}),
             objective=objective.model_dump(),
@@ -75,7 +79,14 @@ def describe_rows(
             subject=subject,
             domain_words=per_domain,
         )
-        texts.update({(c, d): t for d, t in got.items()})
+
+    # Classes are independent: up to llm_concurrency of them are written at once. A class's
+    # own calls stay in order (each lists the texts already accepted, to avoid repeats).
+    classes = list(requests)
+    written = ordered_map(describe, classes, cfg.llm_concurrency)
+    texts: Texts = {
+        (c, d): t for c, got in zip(classes, written, strict=True) for d, t in got.items()
+    }
     return texts, refs
 
 

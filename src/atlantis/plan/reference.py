@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from atlantis.insight.schema import Insight
 from atlantis.insight.text import normalise_name
 from atlantis.llm.base import LLM, LLMOutputError, LLMTask
+from atlantis.llm.concurrency import ordered_map
 from atlantis.llm.rules import rule
 from atlantis.llm.store import CallStore
 from atlantis.plan.schema import AllocationRow
@@ -84,11 +85,13 @@ def write_references(
     criterion: str,
     classes: list[dict[str, Any]],
     store: CallStore | None = None,
+    concurrency: int = 1,
 ) -> dict[str, str]:
-    """D_ref per class name of ``classes`` (see the module docstring)."""
-    out: dict[str, str] = {}
-    for start in range(0, len(classes), BATCH):
-        todo = classes[start : start + BATCH]
+    """D_ref per class name of ``classes`` (see the module docstring); up to ``concurrency``
+    batches are asked at once, with the same result as one after the other."""
+
+    def batch(todo: list[dict[str, Any]]) -> dict[str, str]:
+        out: dict[str, str] = {}
         for attempt in range(2):
             task = reference_task(objective, criterion, todo, attempt)
             answer: ReferenceDescriptions = llm.run(task, store)  # type: ignore[assignment]
@@ -99,13 +102,14 @@ def write_references(
                     out[f["class_name"]] = text
             todo = [f for f in todo if f["class_name"] not in out]
             if not todo:
-                break
-        if todo:
-            raise LLMOutputError(
-                f"{TASK}: the model ({llm.identity}) gave no reference description for "
-                f"{', '.join(f['class_name'] for f in todo[:10])}"
-            )
-    return out
+                return out
+        raise LLMOutputError(
+            f"{TASK}: the model ({llm.identity}) gave no reference description for "
+            f"{', '.join(f['class_name'] for f in todo[:10])}"
+        )
+
+    batches = [classes[start : start + BATCH] for start in range(0, len(classes), BATCH)]
+    return {c: t for got in ordered_map(batch, batches, concurrency) for c, t in got.items()}
 
 
 @rule(TASK)

@@ -35,7 +35,7 @@ from atlantis.llm.prompts import load_prompt
 from atlantis.llm.store import CallStore
 from atlantis.plan import feedback as fb
 from atlantis.plan.budget import Allocation, allocate, fit_rows
-from atlantis.plan.config import FEEDBACK_KEYS, NAIVE_UNUSED_KEYS, PlanConfig
+from atlantis.plan.config import FEEDBACK_KEYS, NAIVE_UNUSED_KEYS, RUNTIME_KEYS, PlanConfig
 from atlantis.plan.items import build_items, describe_rows, naive_texts, reference_pools
 from atlantis.plan.naive import naive_rows
 from atlantis.plan.objective import AugmentationObjective, write_objective
@@ -157,7 +157,7 @@ def replan(run: Run, cfg: PlanConfig, arm: str, source: str) -> StageManifest:
     summary, items = load_summary(run, arm), load_plan(run, arm)
     use = PlanConfig.model_validate(prev.config)  # secrets redacted: restored from cfg below
     use.llm_options = restore_secrets(use.llm_options, cfg.llm_options)
-    use = use.model_copy(update={k: getattr(cfg, k) for k in FEEDBACK_KEYS})
+    use = use.model_copy(update={k: getattr(cfg, k) for k in FEEDBACK_KEYS | RUNTIME_KEYS})
     exclude = _exclude(use)
     base = _base_inputs(run, use, arm)
     if prev.config_hash != config_hash(use, exclude) or any(
@@ -332,7 +332,7 @@ def _write(ctx, items: list[PlanItem], summary: PlanSummary, store: CallStore) -
 
 
 def _exclude(cfg: PlanConfig) -> set[str]:
-    return FEEDBACK_KEYS | (NAIVE_UNUSED_KEYS if cfg.planner == "naive" else set())
+    return FEEDBACK_KEYS | RUNTIME_KEYS | (NAIVE_UNUSED_KEYS if cfg.planner == "naive" else set())
 
 
 def _base_inputs(run: Run, cfg: PlanConfig, arm: str) -> dict[str, str]:
