@@ -173,3 +173,68 @@ def test_missing_transformers_names_the_extra(
     backend = TransformersChat(str(tiny_chat_model))
     with pytest.raises(MissingDependencyError, match=r"atlantis-augment\[hf\]"):
         backend.generate(MESSAGES, {}, {})
+
+
+# -- chat templates and loading of real model families -----------------------------------------
+
+GEMMA_TEMPLATE = (  # like Gemma's: a system turn is an error
+    "{% for m in messages %}{% if m['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{{ m['role'] }} : {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant :{% endif %}"
+)
+QWEN3_TEMPLATE = (  # like Qwen3's: thinking unless enable_thinking is false
+    "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant :"
+    "{% if enable_thinking is defined and enable_thinking is false %} the answer is"
+    "{% else %} label{% endif %}{% endif %}"
+)
+
+
+def test_a_template_without_system_turn_gets_it_folded_into_the_user_turn(
+    tmp_path: Path,
+) -> None:
+    folder = _save_tiny_chat_model(tmp_path / "gemma", chat_template=GEMMA_TEMPLATE)
+    backend = TransformersChat(str(folder), local_files_only=True, max_new_tokens=4)
+    prompt = backend.render(MESSAGES)
+    assert prompt == "user : the answer is json\n\nlabel the caption : a red car\nassistant :"
+    assert backend.generate(MESSAGES, {}, {})  # the whole path works
+    with pytest.raises(Exception, match="System role not supported"):
+        backend._apply(MESSAGES)  # the template really refuses it
+
+
+def test_thinking_is_switched_off_where_the_template_has_the_switch(tmp_path: Path) -> None:
+    folder = _save_tiny_chat_model(tmp_path / "qwen3", chat_template=QWEN3_TEMPLATE)
+    backend = TransformersChat(str(folder), local_files_only=True, max_new_tokens=4)
+    assert backend.render(MESSAGES).endswith("assistant : the answer is")
+    assert backend.generate(MESSAGES, {}, {})
+
+
+def test_weights_load_in_the_requested_dtype_on_the_device(
+    tiny_chat_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    seen: list[dict] = []
+    original = transformers.AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
+    backend = TransformersChat(str(tiny_chat_model), local_files_only=True,
+                               torch_dtype="bfloat16", device="cpu", max_new_tokens=3)  # fmt: skip
+    assert backend.generate(MESSAGES, {}, {})
+    (kwargs,) = seen
+    assert kwargs["device_map"] == "cpu" and torch.bfloat16 in kwargs.values()
+    assert backend._model.dtype == torch.bfloat16
+    assert {p.device.type for p in backend._model.parameters()} == {"cpu"}
+
+
+def test_a_thinking_block_is_cut_from_the_answer(
+    llm: TransformersChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm.load()
+    monkeypatch.setattr(llm._tokenizer, "decode", lambda *a, **k: '<think>hmm</think> {"a": 1}')
+    assert llm.generate(MESSAGES, {}, {}) == '{"a": 1}'

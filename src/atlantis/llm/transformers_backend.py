@@ -9,12 +9,20 @@ Decoding is greedy by default (``temperature=0``): the same prompt gives the sam
 which is what the call store's caching assumes. There is no constrained decoding here;
 ``LLM.run`` validates the answer and sends repair turns like for any backend.
 
+The weights load straight into the requested dtype on the target device (``device_map``;
+no fp32 copy on the CPU first; with no ``torch_dtype`` a GPU gets the checkpoint's own
+dtype). Chat templates differ: one that rejects a system turn (Gemma) gets the system
+prompt folded into the first user turn, and a template with a thinking switch (Qwen3) is
+rendered with ``enable_thinking=False`` (templates without one ignore it); any
+``<think>...</think>`` block is cut from the answer.
+
 ``transformers`` is an optional extra (``atlantis-augment[hf]``).
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -110,10 +118,13 @@ class TransformersChat(LLM):
             "revision": self.revision,
             "trust_remote_code": self.trust_remote_code,
         }
+        dtype = self._dtype
+        if dtype is None and str(device).startswith("cuda"):
+            dtype = "auto"  # the checkpoint's dtype (bf16/fp16), not an fp32 upcast
         try:
             tokenizer = tf.AutoTokenizer.from_pretrained(self.model_name, **kwargs)
             model = tf.AutoModelForCausalLM.from_pretrained(
-                self.model_name, **kwargs, **_dtype_kwargs(tf, self._dtype)
+                self.model_name, **kwargs, **_dtype_kwargs(tf, dtype), device_map=device
             )
         except OSError as exc:
             where = "folder" if self.is_local else "hub id"
@@ -126,16 +137,14 @@ class TransformersChat(LLM):
                 "model, whose tokenizer says how to lay out system/user/assistant turns"
             )
         self._tokenizer = tokenizer
-        self._model = model.eval().to(device)
+        self._model = model.eval()
 
     def generate(self, messages, schema, options) -> str:
         import torch
 
         self.load()
         tok, model = self._tokenizer, self._model
-        # Render to text, then tokenize: the return type of tokenize=True differs across
-        # transformers versions. The template already holds any BOS token.
-        prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt = self.render(messages)
         inputs = tok(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
         temperature = float(options.get("temperature", self.temperature))
         gen: dict[str, Any] = {
@@ -154,7 +163,40 @@ class TransformersChat(LLM):
                 torch.manual_seed(self.seed)
             out = model.generate(**inputs, **gen)
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
-        return tok.decode(new_tokens, skip_special_tokens=True).strip()
+        text = tok.decode(new_tokens, skip_special_tokens=True)
+        return re.sub(r"<think>.*?(</think>|$)", "", text, flags=re.S).strip()
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """The prompt text: the chat template with thinking off, the system turn folded into
+        the first user turn where the template refuses a system role."""
+        self.load()
+        # Render to text, then tokenize: the return type of tokenize=True differs across
+        # transformers versions. The template already holds any BOS token.
+        try:
+            return self._apply(messages)
+        except Exception as exc:  # jinja2's TemplateError, raised by the template itself
+            if not any(m["role"] == "system" for m in messages):
+                raise
+            try:
+                return self._apply(fold_system(messages))
+            except Exception:
+                raise exc from None
+
+    def _apply(self, messages: list[dict[str, str]]) -> str:
+        return self._tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, enable_thinking=False
+        )
+
+
+def fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The system turns' text put at the head of the first user turn (Gemma's convention)."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    for m in rest:
+        if m["role"] == "user":
+            m["content"] = f"{system}\n\n{m['content']}"
+            return rest
+    return [{"role": "user", "content": system}, *rest]
 
 
 def _import_transformers() -> Any:
