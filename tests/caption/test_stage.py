@@ -46,7 +46,7 @@ def test_stage_needs_ingest_and_caption_before_loading(tmp_path: Path) -> None:
 
 
 def test_metadata_captions_and_empty_count(run: Run) -> None:
-    m = caption(run, CaptionConfig(), progress=False)
+    m = caption(run, CaptionConfig(splits=["all"]), progress=False)
     assert m.status == "done" and m.counts["images"] == 8
     assert (m.counts["captioned"], m.counts["empty"]) == (4, 4)
     assert m.info["captioner"] == "metadata" and m.info["is_model"] is False
@@ -61,7 +61,7 @@ def test_metadata_captions_and_empty_count(run: Run) -> None:
 
 
 def test_tags_stage_keeps_dataset_text_skips_and_resumes(run: Run) -> None:
-    cfg = CaptionConfig(captioner="tags", batch_size=4)
+    cfg = CaptionConfig(captioner="tags", batch_size=4, splits=["all"])
     m = caption(run, cfg, progress=False)
     assert (m.counts["captioned"], m.counts["empty"], m.counts["computed"]) == (8, 0, 8)
     assert m.info["is_model"] is False and m.info["captioner_key"].startswith("tags v1")
@@ -78,11 +78,37 @@ def test_tags_stage_keeps_dataset_text_skips_and_resumes(run: Run) -> None:
     assert load_captioned(run) == list(records.values())
 
     # A metadata run whose fallback is the same tagger reuses that cache as well.
-    mixed = caption(run, CaptionConfig(options={"fallback": "tags"}), progress=False)
+    mixed = caption(run, CaptionConfig(options={"fallback": "tags"}, splits=["all"]),
+                    progress=False)  # fmt: skip
     assert (mixed.counts["empty"], mixed.counts["fallback"], mixed.counts["computed"]) == (0, 4, 0)
     mixed_records = {r.path: r for r in load_captioned(run)}
     assert mixed_records["images/0.png"].captions == ["thing number 0"]
     assert mixed_records["images/1.png"].captions == records["images/1.png"].captions
+
+
+def test_only_the_train_split_is_captioned_by_default(run: Run) -> None:
+    """The insight stage reads train captions only: other splits are copied, not captioned."""
+    m = caption(run, CaptionConfig(captioner="tags"), progress=False)
+    ingested, _ = load_ingested(run)
+    train = [r for r in ingested if r.split == "train"]
+    assert 0 < len(train) < len(ingested)
+    assert (m.counts["images"], m.counts["computed"]) == (len(train), len(train))
+    assert m.counts["skipped"] == len(ingested) - len(train) and m.info["splits"] == ["train"]
+    records = load_captioned(run)
+    assert [r.id for r in records] == [r.id for r in ingested]  # every split, same order
+    for got, was in zip(records, ingested, strict=True):
+        if was.split == "train":
+            assert got.captions[0].startswith("a picture of ")
+        else:
+            assert got == was  # as ingested: no captioner ran on it
+
+    # Asking for every split later captions only the missing ones (the cache resumes).
+    more = caption(run, CaptionConfig(captioner="tags", splits=["all"]), progress=False)
+    assert (more.counts["cached"], more.counts["computed"]) == (
+        len(train),
+        len(records) - len(train),
+    )
+    assert more.counts["skipped"] == 0
 
 
 def test_bad_captioner_config_is_a_config_error(run: Run) -> None:
@@ -105,13 +131,13 @@ def test_cli_caption_and_captioners(dataset: Path, tmp_path: Path) -> None:
 
     res = invoke("caption", out, "--captioner", "tags", "-O", "top_k=1", "--batch-size", "4")
     assert res.exit_code == 0, res.output
-    assert "8 images, 8 captioned, 0 empty, 8 computed with tags" in res.output
+    assert "4 images, 4 captioned, 0 empty, 4 computed with tags" in res.output  # train only
     assert "ImageNet labels, not descriptions" in res.output
     records = load_captioned(Run(out))
-    assert all("possibly" not in r.captions[0] for r in records)  # top_k=1 reached the model
+    assert all("possibly" not in r.captions[0] for r in records if r.split == "train")  # top_k=1
 
     res = invoke("caption", out, "--captioner", "metadata")  # tags' top_k is not carried over
-    assert res.exit_code == 0 and "4 empty" in res.output and "fallback=tags" in res.output
+    assert res.exit_code == 0 and "2 empty" in res.output and "fallback=tags" in res.output
 
     res = invoke("caption", out, "--captioner", "nope")
     assert res.exit_code == 2 and "valid names: metadata, openai, tags" in res.output

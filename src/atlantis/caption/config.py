@@ -20,7 +20,9 @@ class CaptionConfig(BaseModel):
 
     ``options`` go to the captioner's constructor, e.g. ``{"prompt": "a photo of"}`` for
     ``transformers:``, ``{"base_url": ..., "api_key_env": ...}`` for ``openai:``, or
-    ``{"fallback": "tags"}`` for ``metadata``.
+    ``{"fallback": "tags"}`` for ``metadata``. ``splits`` are the splits whose images are
+    captioned: the insight stage reads only the training captions, so the default captions
+    nothing else (``["all"]`` captions every split, e.g. to inspect test captions).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -29,3 +31,4 @@ class CaptionConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(8, gt=0)
     device: str = "cpu"
+    splits: list[str] = Field(default_factory=lambda: ["train"], min_length=1)

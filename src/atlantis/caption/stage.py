@@ -1,10 +1,11 @@
 """The caption stage: one caption per ingested image, for the insight stage to read.
 
 Output (``RUN/caption/records.jsonl``): the ingested records of every split, in the same
-order, with ``captions`` replaced by the captioner's text (``[text]``, or ``[]`` when it is
-empty). Captions the dataset had are kept under ``meta["metadata_captions"]`` when they
-differ, so nothing the dataset said is lost. The manifest counts images, captioned and
-empty ones, and records which captioner wrote them and whether it is a vision-language
+order; those of the captioned splits (``cfg.splits``: only ``train`` by default, the one split
+the insight stage reads captions of) have ``captions`` replaced by the captioner's text
+(``[text]``, or ``[]`` when it is empty), the others are copied as ingested. Captions the dataset had are kept under ``meta["metadata_captions"]`` when they
+differ, so nothing the dataset said is lost. The manifest counts the images of
+the captioned splits, captioned and empty ones (``skipped``: images of other splits), and records which captioner wrote them and whether it is a vision-language
 model (``info["is_model"]``: False for ``metadata`` and ``tags``, whose captions cannot
 describe pose or background).
 
@@ -42,21 +43,27 @@ def caption(
         if ctx.up_to_date:
             return ctx.previous  # type: ignore[return-value]
         records, desc = load_ingested(run)
+        chosen = [i for i, r in enumerate(records) if "all" in cfg.splits or r.split in cfg.splits]
         captioner = build_captioner(cfg)
         with ctx.timer("caption_s"):
             texts = captioner.caption_records(
-                records, Path(desc["root"]), run.root / "cache" / "captions", progress
-            )
-        captioned = with_captions(records, texts)
+                [records[i] for i in chosen], Path(desc["root"]),
+                run.root / "cache" / "captions", progress,
+            )  # fmt: skip
+        captioned = list(records)
+        for i, record in zip(chosen, with_captions([records[i] for i in chosen], texts),
+                             strict=True):  # fmt: skip
+            captioned[i] = record
         ctx.add_output(ctx.dir / RECORDS_FILE)
         write_records(ctx.dir / RECORDS_FILE, captioned)
         stats = captioner.last_stats
         empty = sum(1 for t in texts if not t)
-        ctx.counts.update(images=len(records), captioned=len(records) - empty, empty=empty,
-                          computed=stats.computed, cached=stats.cached)  # fmt: skip
+        ctx.counts.update(images=len(chosen), captioned=len(chosen) - empty, empty=empty,
+                          computed=stats.computed, cached=stats.cached,
+                          skipped=len(records) - len(chosen))  # fmt: skip
         if stats.fallback:
             ctx.counts["fallback"] = stats.fallback
-        ctx.info.update(captioner=cfg.captioner, captioner_key=captioner.key,
+        ctx.info.update(captioner=cfg.captioner, splits=list(cfg.splits), captioner_key=captioner.key,
                         is_model=captioner.is_model)  # fmt: skip
         ctx.timings["per_image_s"] = ctx.timings["caption_s"] / max(1, stats.computed)
     return run.require(STAGE)
