@@ -161,3 +161,19 @@ def vision_api() -> Iterator[FakeVisionAPI]:
 def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(API_KEY_ENV, API_KEY)
     return API_KEY
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``tiny_vlm("qwen2_vl")``: a folder holding that tiny random architecture (built once)."""
+    tf = pytest.importorskip("transformers")
+    from . import tiny_vlms
+
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = getattr(tiny_vlms, f"tiny_{name}")(tf, tmp_path_factory.mktemp(name))
+        return built[name]
+
+    return get

@@ -1,24 +1,32 @@
 """Image-to-text models through transformers: ``transformers:<hub id or local folder>``.
 
-Works with BLIP (``Salesforce/blip-image-captioning-base``), BLIP-2, GIT, Florence-2
-(``trust_remote_code=True`` for the original checkpoints) and other models that
-``AutoModelForImageTextToText`` (``AutoModelForVision2Seq`` in older transformers) loads,
-each with its own ``AutoProcessor``. ``local_files_only=True`` forbids network access.
+Three ways of prompting, chosen from the checkpoint (``TransformersCaptioner.style``):
 
-Options: ``prompt`` is a conditional-captioning prefix ("a photo of") for BLIP/GIT-style
-models, or a task token / instruction for others; ``max_new_tokens`` and ``num_beams``
-set decoding, which is greedy (no sampling) so that captions are reproducible;
-``torch_dtype`` ("float16", "bfloat16") halves GPU memory.
+* ``plain``: BLIP, BLIP-2, GIT and other captioners (``Salesforce/blip-image-captioning-base``,
+  ``Salesforce/blip2-opt-2.7b``). ``prompt`` is optional. A prompt that reads as the start of
+  a sentence ("a photo of") is kept in front of the caption; a question or instruction (ends
+  with ``:``, ``?`` or ``.``, e.g. BLIP-2's ``Question: what is shown? Answer:``) is not:
+  its echo is stripped, so it never reaches FrequencyEval. ``keep_prompt`` overrides the rule.
+* ``florence``: Florence-2 through the native ``Florence2ForConditionalGeneration``
+  (transformers >= 4.56; the converted ``florence-community/Florence-2-base`` / ``-large``
+  checkpoints). The prompt is a task token, ``task`` (default ``<MORE_DETAILED_CAPTION>``);
+  the original ``microsoft/Florence-2-*`` remote code does not run on recent transformers.
+* ``chat``: decoder-only chat VLMs whose processor has a chat template (Qwen2-VL,
+  Qwen2.5-VL, LLaVA, LLaVA-NeXT, SmolVLM, ...). One user turn holds the image and the
+  instruction ``prompt`` (default: the ``openai:`` backend's one-sentence instruction), built
+  with the processor's chat template (``add_generation_prompt=True``); the batch is padded on
+  the left, and only the new tokens are decoded.
 
-The caption is the generated text. Decoder-only models echo their input, so only the new
-tokens are kept, *unless* the decoded output begins with the prompt: then the prompt was a
-caption prefix and is part of the sentence ("a photo of a dog on a beach").
+Decoding is greedy (``num_beams`` optional) so captions are reproducible; ``max_new_tokens``
+caps their length. ``torch_dtype`` defaults to bfloat16 on a GPU that supports it, float16 on
+other GPUs and float32 on the CPU. ``local_files_only=True`` forbids network access.
 
 ``transformers`` is an optional extra (``atlantis-augment[hf]``).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -26,13 +34,17 @@ from typing import Any
 from PIL import Image
 
 from atlantis.caption.base import Captioner
+from atlantis.caption.openai_backend import DEFAULT_PROMPT
 from atlantis.embed.base import import_optional
 from atlantis.embed.cache import weights_identity
 from atlantis.errors import ConfigError
 
 #: Bump when prompting or decoding changes, so cached captions are not reused.
-KEY_VERSION = 1
+KEY_VERSION = 2
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+DEFAULT_TASK = "<MORE_DETAILED_CAPTION>"
+#: Config types prompted with a plain prefix or question (no chat template).
+PLAIN_TYPES = {"blip", "blip-2", "git", "vision-encoder-decoder", "pix2struct", "kosmos-2"}
 #: Auto classes tried in order (the first that knows the model's config type wins).
 AUTO_CLASSES = ("AutoModelForImageTextToText", "AutoModelForVision2Seq")
 #: Config type -> class, for checkpoints no auto class maps (older transformers releases).
@@ -41,6 +53,7 @@ BY_CONFIG_TYPE = {
     "blip-2": "Blip2ForConditionalGeneration",
     "git": "GitForCausalLM",
     "vision-encoder-decoder": "VisionEncoderDecoderModel",
+    "florence2": "Florence2ForConditionalGeneration",
 }
 
 
@@ -52,6 +65,8 @@ class TransformersCaptioner(Captioner):
         model: str,
         *,
         prompt: str | None = None,
+        task: str = DEFAULT_TASK,
+        keep_prompt: bool | None = None,
         max_new_tokens: int = 40,
         num_beams: int = 1,
         torch_dtype: str | None = None,
@@ -70,14 +85,19 @@ class TransformersCaptioner(Captioner):
             raise ConfigError(f"num_beams must be an integer >= 1, got {num_beams!r}")
         if torch_dtype is not None and torch_dtype not in DTYPES:
             raise ConfigError(f"unknown torch_dtype {torch_dtype!r}; valid: {', '.join(DTYPES)}")
+        if not (task.startswith("<") and task.endswith(">")):
+            raise ConfigError(f"task must be a Florence-2 task token such as {DEFAULT_TASK!r}")
         self.source = model
         self.prompt = prompt or None
+        self.task = task
+        self.keep_prompt = keep_prompt
         self.max_new_tokens = int(max_new_tokens)
         self.num_beams = int(num_beams)
         self.torch_dtype = torch_dtype
         self.local_files_only = local_files_only
         self.trust_remote_code = trust_remote_code
         self.revision = revision
+        self.style = ""  # "plain", "florence" or "chat", known once the model is loaded
         self._model: Any = None
         self._processor: Any = None
 
@@ -86,10 +106,16 @@ class TransformersCaptioner(Captioner):
         return Path(self.source).is_dir()
 
     @property
+    def dtype(self) -> str:
+        """The dtype the model runs in: as requested, else chosen for the device."""
+        return choose_dtype(self.torch_dtype, self.device)
+
+    @property
     def key(self) -> str:
         weights = weights_identity(self.source, self.revision)
-        settings = {"prompt": self.prompt, "max_new_tokens": self.max_new_tokens,
-                    "num_beams": self.num_beams, "dtype": self.torch_dtype or "float32"}  # fmt: skip
+        settings = {"prompt": self.prompt, "task": self.task, "keep_prompt": self.keep_prompt,
+                    "max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams,
+                    "dtype": self.dtype}  # fmt: skip
         return f"transformers-caption v{KEY_VERSION} weights={weights} " + json.dumps(
             settings, sort_keys=True
         )
@@ -103,21 +129,34 @@ class TransformersCaptioner(Captioner):
             "trust_remote_code": self.trust_remote_code,
         }
         try:
+            config = self._tf.AutoConfig.from_pretrained(self.source, **kwargs)
             self._processor = self._tf.AutoProcessor.from_pretrained(self.source, **kwargs)
-            model = self._load_model(kwargs)
+            model = self._load_model(config, kwargs)
         except (OSError, ValueError) as exc:  # missing files; no processor/config class
             where = "folder" if self.is_local else "hub id"
             raise ConfigError(f"cannot load transformers {where} {self.source!r}: {exc}") from exc
         self._model = model.eval().to(self.device)
+        self.style = prompt_style(config, self._processor)
+        if self.style == "chat":  # a decoder-only batch must end where generation starts
+            self._processor.tokenizer.padding_side = "left"
 
-    def _load_model(self, kwargs: dict[str, Any]) -> Any:
-        """The generation model, by auto class, then by config type, then remote code."""
-        if self.torch_dtype:
+    def _load_model(self, config: Any, kwargs: dict[str, Any]) -> Any:
+        """The generation model: Florence-2's native class, an auto class, or by config type."""
+        if self.dtype != "float32":
             kwargs = {**kwargs, _dtype_kwarg(self._tf): self._torch_dtype()}
-        names = list(AUTO_CLASSES)
-        if self.trust_remote_code:
-            names.append("AutoModelForCausalLM")  # e.g. Florence-2's original remote code
-        for name in names:
+        if config.model_type == "florence2":
+            native = native_class(self._tf, "Florence2ForConditionalGeneration")
+            if native is not None:
+                return native.from_pretrained(self.source, **kwargs)
+            if not self.trust_remote_code:
+                raise ConfigError(
+                    f"{self.source!r} is Florence-2, but transformers {self._tf.__version__} "
+                    "has no Florence2ForConditionalGeneration (added in 4.56): upgrade "
+                    "transformers and use a converted checkpoint (florence-community/"
+                    "Florence-2-base), or pass trust_remote_code=True on an older transformers"
+                )
+            return self._tf.AutoModelForCausalLM.from_pretrained(self.source, **kwargs)
+        for name in AUTO_CLASSES:
             cls = getattr(self._tf, name, None)
             if cls is None:
                 continue
@@ -126,20 +165,18 @@ class TransformersCaptioner(Captioner):
             except ValueError as exc:  # "Unrecognized configuration class ..."
                 if "Unrecognized configuration class" not in str(exc):
                     raise
-        config = self._tf.AutoConfig.from_pretrained(self.source, **kwargs)
         cls_name = BY_CONFIG_TYPE.get(config.model_type)
         if cls_name is None or not hasattr(self._tf, cls_name):
             raise ConfigError(
                 f"{self.source!r} (model type {config.model_type!r}) is not an image-to-text "
-                "model transformers can generate captions with; try trust_remote_code=True "
-                "for models that ship their own code"
+                "model transformers can generate captions with"
             )
         return getattr(self._tf, cls_name).from_pretrained(self.source, **kwargs)
 
     def _torch_dtype(self) -> Any:
         import torch
 
-        return "auto" if self.torch_dtype == "auto" else getattr(torch, str(self.torch_dtype))
+        return "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
 
     # ------------------------------------------------------------ captioning
 
@@ -147,36 +184,103 @@ class TransformersCaptioner(Captioner):
         import torch
 
         self.load()
-        call: dict[str, Any] = {"images": images, "return_tensors": "pt"}
-        if self.prompt:
-            call["text"] = [self.prompt] * len(images)
-        inputs = self._processor(**call)
-        dtype = next(self._model.parameters()).dtype
-        inputs = {
-            k: v.to(self.device, dtype=dtype if v.is_floating_point() else None)
-            for k, v in inputs.items()
-            if isinstance(v, torch.Tensor)
-        }
+        n = len(images)
+        if self.style == "chat":
+            instruction = self.prompt or DEFAULT_PROMPT
+            messages = [{"role": "user", "content": [{"type": "image"},
+                                                     {"type": "text", "text": instruction}]}]  # fmt: skip
+            text = self._processor.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+            call = {"images": [[im] for im in images], "text": [text] * n, "padding": True}
+        elif self.style == "florence":
+            call = {"images": images, "text": [self.prompt or self.task] * n}
+        else:
+            call = {"images": images, **({"text": [self.prompt] * n} if self.prompt else {})}
+        inputs = self._model_inputs(self._processor(**call, return_tensors="pt"))
         with torch.inference_mode():
             out = self._model.generate(
                 **inputs, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
                 do_sample=False,
             )  # fmt: skip
-        full = self._decode(out)
-        new = full
         prompt_ids = inputs.get("input_ids")
-        if prompt_ids is not None and out.shape[1] > prompt_ids.shape[1]:
-            n = prompt_ids.shape[1]
-            if torch.equal(out[:, :n].cpu(), prompt_ids.cpu()):  # the input was echoed
-                new = self._decode(out[:, n:])
-        prefix = (self.prompt or "").strip().lower()
-        return [
-            f if prefix and f.strip().lower().startswith(prefix) else n
-            for f, n in zip(full, new, strict=True)
-        ]
+        if prompt_ids is not None and out.shape[1] >= prompt_ids.shape[1]:
+            k = prompt_ids.shape[1]
+            if torch.equal(out[:, :k].cpu(), prompt_ids.cpu()):  # the input was echoed
+                out = out[:, k:]
+        texts = self._decode(out)
+        if self.style != "plain" or not self.prompt:
+            return texts
+        texts = [strip_prompt(t, self.prompt) for t in texts]
+        keep = self.keep_prompt if self.keep_prompt is not None else is_prefix(self.prompt)
+        return [f"{self.prompt.strip()} {t}".strip() if keep else t for t in texts]
+
+    def _model_inputs(self, batch: Any) -> dict[str, Any]:
+        """The processor's tensors that ``generate`` takes, on the device, floats in the
+        model's dtype (processors also return e.g. ``token_type_ids`` that models reject)."""
+        import torch
+
+        params = inspect.signature(self._model.forward).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        dtype = next(self._model.parameters()).dtype
+        return {
+            k: v.to(self.device, dtype=dtype if v.is_floating_point() else None)
+            for k, v in batch.items()
+            if isinstance(v, torch.Tensor)
+            and (k in params or (takes_any and k != "token_type_ids"))
+        }
 
     def _decode(self, ids: Any) -> list[str]:
         return [t.strip() for t in self._processor.batch_decode(ids, skip_special_tokens=True)]
+
+
+def prompt_style(config: Any, processor: Any) -> str:
+    """``florence``, ``chat`` (decoder-only with a chat template) or ``plain``."""
+    if config.model_type == "florence2":
+        return "florence"
+    if config.model_type in PLAIN_TYPES or getattr(config, "is_encoder_decoder", False):
+        return "plain"
+    return "chat" if getattr(processor, "chat_template", None) else "plain"
+
+
+def is_prefix(prompt: str) -> bool:
+    """A prompt that starts a sentence ("a photo of"), not a question or instruction."""
+    return not prompt.rstrip().endswith((":", "?", ".", "!"))
+
+
+def strip_prompt(text: str, prompt: str) -> str:
+    """``text`` without a leading echo of ``prompt`` (case and spacing ignored), else as is.
+
+    Tokenizers change case and spacing ("Question: x? Answer:" decodes as "question : x?
+    answer :"), so characters are matched with whitespace skipped on both sides.
+    """
+    want = "".join(prompt.split()).lower()
+    i = matched = 0
+    while i < len(text) and matched < len(want):
+        if text[i].isspace():
+            i += 1
+            continue
+        if text[i].lower() != want[matched]:
+            return text.strip()
+        i, matched = i + 1, matched + 1
+    return text[i:].strip() if want and matched == len(want) else text.strip()
+
+
+def choose_dtype(requested: str | None, device: str) -> str:
+    """``requested``, else bfloat16 on a GPU that supports it, float16 on another GPU, and
+    float32 on the CPU (half precision is slow or unsupported there)."""
+    if requested is not None:
+        return requested
+    if not device.startswith("cuda"):
+        return "float32"
+    import torch
+
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def native_class(tf: Any, name: str) -> Any:
+    """``transformers.<name>``, or None when this transformers release lacks it."""
+    return getattr(tf, name, None)
 
 
 def _dtype_kwarg(tf: Any) -> str:
