@@ -240,8 +240,9 @@ def test_openai_captions_write_no_secret(server: EchoServer, tmp_path: Path) -> 
     assert res.exit_code == 0, res.output
     res = cli.invoke(app, ["caption", str(run), "--captioner", "openai:echo-vision",
                            "-O", f"base_url={server.base_url}", "-O", f"api_key_env={KEY_ENV}",
-                           "-O", f"headers.X-Secret={HEADER}", "-O", "concurrency=1"])  # fmt: skip
-    assert res.exit_code == 0, res.output
+                           "-O", f"headers.X-Secret={HEADER}", "-O", "concurrency=1",
+                           "--set", "caption.splits=[all]"])  # fmt: skip
+    assert res.exit_code == 0, res.output  # every split captioned: every image is sent
     assert len(server.answers) == sum(len(c) for c in DATA.values())
     assert all(KEY in a and HEADER in a for a in server.answers)
     assert files_holding(run, KEY, HEADER) == []
