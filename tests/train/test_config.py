@@ -27,3 +27,24 @@ def test_invalid_combinations_say_why() -> None:
         TrainConfig(cache_trunk=True, trainable_blocks=2)
     with pytest.raises(ValidationError, match="extra"):
         TrainConfig(learning_rate=1e-3)
+
+
+def test_loader_workers_default_to_none_on_the_cpu_and_several_beside_a_gpu(monkeypatch) -> None:
+    import os
+
+    from atlantis.train.config import TrainConfig
+
+    cfg = TrainConfig()
+    assert cfg.num_workers is None and cfg.loader_workers("cpu") == 0
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert cfg.loader_workers("cuda") == 8
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert cfg.loader_workers("cuda") == 1
+    assert TrainConfig(num_workers=3).loader_workers("cuda") == 3  # set: used as is
+    assert TrainConfig(num_workers=0).loader_workers("cuda") == 0
+
+
+def test_dino_preset_inits_the_head_as_hyp_metric() -> None:
+    from atlantis.train.config import preset
+
+    assert preset("dino").head_init == "orthogonal"  # orthogonal weight, zero bias

@@ -31,6 +31,7 @@ imports this one to build ``AtlantisConfig``); the model config is the same.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -94,7 +95,7 @@ class TrainConfig(BaseModel):
     feedback_tau: float = Field(0.5, ge=0, le=1)
     # runtime
     device: str = "auto"
-    num_workers: int = Field(0, ge=0)
+    num_workers: int | None = Field(None, ge=0)  # None: loader_workers() decides per device
     eval_batch_size: int = Field(64, gt=0)
     tensorboard: bool = True  # when the tensorboard package is installed
 
@@ -137,6 +138,17 @@ class TrainConfig(BaseModel):
             data.pop(key, None)
         return data
 
+    def loader_workers(self, device_type: str) -> int:
+        """Data-loading processes: ``num_workers`` when set; else 0 on the CPU (workers would
+        compete with the model for the same cores) and up to 8 (one per core, one left for
+        the main process) beside a GPU, where decoding JPEGs in the main process makes
+        training data-bound (about 4-5 s per 810-image step against 0.3 s of H100 compute)."""
+        if self.num_workers is not None:
+            return self.num_workers
+        if device_type != "cuda":
+            return 0
+        return max(0, min(8, (os.cpu_count() or 1) - 1))
+
     def unset_keys(self) -> set[str]:
         """Keys added after runs existed whose unset value changes nothing: left out of the
         hashes, so a checkpoint or stage from before them still matches (``steps``: None)."""
@@ -149,6 +161,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 224,
         "lr": 1e-5,
         "freeze_patch_embed": True,
+        "head_init": "orthogonal",  # hyp_metric's: orthogonal weight, zero bias
         "batch_size": 900,
         "m_per_class": 9,
         "epochs": 50,

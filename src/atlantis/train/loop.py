@@ -169,11 +169,12 @@ def fit(cfg: TrainConfig, train: LabelledImages, val: LabelledImages | None, out
     _seed_everything(cfg.seed)
     model, loss_fn, counts = build(cfg, len(train.classes))
     model.to(rt.device)
+    workers = cfg.loader_workers(rt.device.type)
     cached: dict[str, torch.Tensor] = {}
     if cfg.cache_trunk:
         assert cfg.trainable_blocks is not None
         trunk, rest = split_backbone(model, cfg.trainable_blocks)
-        opts = {"batch_size": cfg.eval_batch_size, "num_workers": cfg.num_workers, "runtime": rt,
+        opts = {"batch_size": cfg.eval_batch_size, "num_workers": workers, "runtime": rt,
                 "cache_dir": trunk_cache,
                 "key": trunk_key(model, cfg.trainable_blocks, cfg.pretrained, cfg.seed)}  # fmt: skip
         cached["train"] = trunk_outputs(model, trunk, train, **opts)
@@ -197,7 +198,7 @@ def fit(cfg: TrainConfig, train: LabelledImages, val: LabelledImages | None, out
         passes if cfg.steps is None else StepBatchSampler(passes, ends)
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, len(passes)))
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                         pin_memory=rt.device.type == "cuda")  # fmt: skip
     config, config_hash = cfg.training_dict(), _hash(cfg)
     where = "epoch" if cfg.steps is None else "validation period"
@@ -221,7 +222,7 @@ def fit(cfg: TrainConfig, train: LabelledImages, val: LabelledImages | None, out
             vectors = embed_trunk_outputs(rt.unwrap(net), cached["val"], cfg.eval_batch_size)
         else:
             vectors = embed_paths(model, val.paths, batch_size=cfg.eval_batch_size,
-                                  num_workers=cfg.num_workers, runtime=rt)  # fmt: skip
+                                  num_workers=workers, runtime=rt)  # fmt: skip
         row.update(retrieval_row(model, vectors, val.labels, "val_"))
         return row["val_R@1"]
 

@@ -212,16 +212,17 @@ def _report(ctx: Any, cfg: TrainConfig, model: Any, data: dict[str, LabelledImag
     if "test" in data:
         embed["test"] = data["test"]
     vectors = {}
+    workers = cfg.loader_workers(rt.device.type)
     for split, images in embed.items():  # the test split is read here, after selection
         with ctx.timer(f"embed_{split}_s"):
             if cfg.cache_trunk and cfg.trainable_blocks is not None:
                 vectors[split] = embed_via_trunk(
                     model, images, cfg.trainable_blocks, cfg.pretrained, cfg.seed,
                     cache_dir=trunk_cache_dir(ctx.run), batch_size=cfg.eval_batch_size,
-                    num_workers=cfg.num_workers, runtime=rt)  # fmt: skip
+                    num_workers=workers, runtime=rt)  # fmt: skip
             else:
                 vectors[split] = embed_paths(model, images.paths, batch_size=cfg.eval_batch_size,
-                                             num_workers=cfg.num_workers, runtime=rt,
+                                             num_workers=workers, runtime=rt,
                                              progress=progress, desc=f"embedding {split}")  # fmt: skip
         _save_embeddings(ctx, split, vectors[split], images.ids)
     test = embed.get("test")
