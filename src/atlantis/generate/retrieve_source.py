@@ -309,7 +309,8 @@ class RetrieveSource(ImageSource):
 
     @property
     def params(self) -> dict[str, Any]:
-        params = {"scorer": self.scorer, "pool": str(self.pool)}
+        params: dict[str, Any] = {"scorer": self.scorer, "pool": str(self.pool),
+                                  "class_contrast": self.class_contrast}  # fmt: skip
         if self.uses_references:
             params.update(image_embedder=self.image_embedder, text_weight=self.text_weight,
                           reference_weight=self.reference_weight)  # fmt: skip
