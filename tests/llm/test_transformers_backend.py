@@ -3,14 +3,19 @@ a folder and loaded back through the production path (``local_files_only``, offl
 
 A random model cannot write JSON, so ``run`` must end in ``LLMOutputError`` after its repair
 turns: that exercises the real prompt -> chat template -> generate -> decode -> validate
-loop. The vocabulary has no braces, so no random answer can ever parse as JSON.
+loop. The vocabulary has no braces, so no random answer can ever parse as JSON. The batching
+tests spy on ``model.generate`` from several threads and check each row is greedy for its
+own prompt by teacher forcing on that prompt alone (no float equality across batch shapes).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +50,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def _save_tiny_chat_model(folder: Path, chat_template: str | None = CHAT_TEMPLATE) -> Path:
+def _save_tiny_chat_model(
+    folder: Path, chat_template: str | None = CHAT_TEMPLATE, init_std: float = 0.02
+) -> Path:
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -61,7 +68,7 @@ def _save_tiny_chat_model(folder: Path, chat_template: str | None = CHAT_TEMPLAT
     config = transformers.LlamaConfig(
         vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        pad_token_id=1, bos_token_id=2, eos_token_id=3,
+        pad_token_id=1, bos_token_id=2, eos_token_id=3, initializer_range=init_std,
     )  # fmt: skip
     torch.manual_seed(0)
     model = transformers.LlamaForCausalLM(config)
@@ -238,3 +245,148 @@ def test_a_thinking_block_is_cut_from_the_answer(
     llm.load()
     monkeypatch.setattr(llm._tokenizer, "decode", lambda *a, **k: '<think>hmm</think> {"a": 1}')
     assert llm.generate(MESSAGES, {}, {}) == '{"a": 1}'
+
+
+# -- dynamic batching of concurrent calls --------------------------------------------------------
+
+USER_TEXTS = [
+    "label the caption : a red car",
+    "the road",
+    "a car is red of the data",
+    "caption the json answer",
+    "red",
+    "the data of a road is a car of the caption",
+]
+
+
+def _messages(text: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "the answer is json"}, {"role": "user", "content": text}]
+
+
+class _GeneratePool:
+    """A spy on ``model.generate`` (rows, inputs and outputs of every call) whose first call
+    waits until all ``expected`` requests are queued or in it, so later calls can batch."""
+
+    def __init__(self, backend: TransformersChat, expected: int, fail: bool = False) -> None:
+        self.backend, self.expected, self.fail = backend, expected, fail
+        self.calls: list[tuple[Any, Any, Any]] = []  # (input_ids, attention_mask, output)
+        self.original = backend._model.generate
+
+    def __call__(self, **kwargs: Any) -> Any:
+        ids = kwargs["input_ids"]
+        if not self.calls:
+            deadline = time.monotonic() + 10
+            while len(self.backend._pending) + len(ids) < self.expected:
+                assert time.monotonic() < deadline, "the other requests never queued"
+                time.sleep(0.005)
+        self.calls.append((ids, kwargs["attention_mask"], None))
+        if self.fail:
+            raise RuntimeError(f"out of memory in a batch of {len(ids)}")
+        out = self.original(**kwargs)
+        self.calls[-1] = (ids, kwargs["attention_mask"], out)
+        return out
+
+    @property
+    def rows(self) -> list[int]:
+        return [len(ids) for ids, _, _ in self.calls]
+
+
+def _in_threads(backend: TransformersChat, texts: list[str], options: dict) -> list[Any]:
+    """``generate`` for each text from its own thread: each answer, or the exception raised."""
+    results: list[Any] = [None] * len(texts)
+
+    def call(i: int) -> None:
+        try:
+            results[i] = backend.generate(_messages(texts[i]), {}, options)
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+@pytest.fixture(scope="module")
+def varied_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Weights 10x the default scale: answers depend on the prompt (at 0.02 most prompts get
+    the same few words), so a row given another row's context would be caught."""
+    return _save_tiny_chat_model(tmp_path_factory.mktemp("tiny-llama-varied"), init_std=0.2)
+
+
+@pytest.fixture
+def batched(varied_chat_model: Path) -> TransformersChat:
+    backend = TransformersChat(str(varied_chat_model), local_files_only=True, torch_dtype="float32",
+                               device="cpu", max_new_tokens=8, batch_size=4)  # fmt: skip
+    backend.load()
+    return backend
+
+
+def test_concurrent_greedy_calls_share_generate_and_each_gets_its_own_greedy_answer(
+    batched: TransformersChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = pytest.importorskip("torch")
+    spy = _GeneratePool(batched, expected=len(USER_TEXTS))
+    monkeypatch.setattr(batched._model, "generate", spy)
+    answers = _in_threads(batched, USER_TEXTS, {})
+    assert all(isinstance(a, str) for a in answers), answers
+    assert sum(spy.rows) == len(USER_TEXTS) and len(spy.calls) < len(USER_TEXTS)
+    assert max(spy.rows) > 1 and max(spy.rows) <= batched.batch_size
+
+    tok, model = batched._tokenizer, batched._model
+    rows: dict[tuple[int, ...], list[int]] = {}  # prompt tokens -> the new tokens of its row
+    for ids, mask, out in spy.calls:
+        for r in range(len(ids)):
+            prompt = ids[r][mask[r].bool()].tolist()
+            assert mask[r, : len(ids[r]) - len(prompt)].sum() == 0  # the pads are on the left
+            rows[tuple(prompt)] = out[r, ids.shape[1] :].tolist()
+    for text, answer in zip(USER_TEXTS, answers, strict=True):
+        prompt = tok(batched.render(_messages(text)), add_special_tokens=False)["input_ids"]
+        new = rows[tuple(prompt)]  # KeyError: no batch row held this prompt
+        assert answer == tok.decode(new, skip_special_tokens=True).strip()  # its own row
+        if tok.eos_token_id in new:
+            new = new[: new.index(tok.eos_token_id) + 1]
+        # Greedy along the answer, checked on the prompt alone: each chosen token's logit is
+        # (within float noise of another shape) that step's maximum.
+        with torch.inference_mode():
+            logits = model(input_ids=torch.tensor([prompt + new])).logits[0]
+        steps = logits[len(prompt) - 1 : len(prompt) - 1 + len(new)]
+        chosen = steps[torch.arange(len(new)), torch.tensor(new)]
+        assert torch.all(steps.max(dim=1).values - chosen <= 1e-3), text
+
+
+def test_an_error_in_a_batch_reaches_every_caller_and_the_backend_recovers(
+    batched: TransformersChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = _GeneratePool(batched, expected=4, fail=True)
+    monkeypatch.setattr(batched._model, "generate", spy)
+    results = _in_threads(batched, USER_TEXTS[:4], {})
+    assert all(isinstance(r, RuntimeError) and "out of memory" in str(r) for r in results)
+    assert max(spy.rows) > 1  # one exception answered several callers
+    assert not batched._pending and not batched._busy
+    spy.fail = False
+    assert all(isinstance(a, str) and a for a in _in_threads(batched, USER_TEXTS[:3], {}))
+
+
+def test_sampling_calls_run_alone_and_each_is_reproducible_from_the_seed(
+    batched: TransformersChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opts = {"temperature": 1.5, "max_new_tokens": 12}
+    alone = batched.generate(_messages(USER_TEXTS[0]), {}, opts)
+    spy = _GeneratePool(batched, expected=4)
+    monkeypatch.setattr(batched._model, "generate", spy)
+    answers = _in_threads(batched, [USER_TEXTS[0]] * 4, opts)
+    assert spy.rows == [1, 1, 1, 1]
+    assert answers == [alone] * 4  # the seed alone decides, whatever ran beside it
+
+
+def test_batch_size_is_validated_and_left_out_of_the_identity(tiny_chat_model: Path) -> None:
+    for bad in (0, -2, 1.5, "4", True):
+        with pytest.raises(ConfigError, match="batch_size"):
+            TransformersChat(str(tiny_chat_model), batch_size=bad)
+    one = TransformersChat(str(tiny_chat_model), batch_size=1)
+    assert one.identity == TransformersChat(str(tiny_chat_model), batch_size=16).identity
+    assert TransformersChat(str(tiny_chat_model)).batch_size == 8

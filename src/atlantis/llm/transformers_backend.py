@@ -16,6 +16,19 @@ prompt folded into the first user turn, and a template with a thinking switch (Q
 rendered with ``enable_thinking=False`` (templates without one ignore it); any
 ``<think>...</think>`` block is cut from the answer.
 
+**Dynamic batching** (``batch_size``, default 8): the planner writes descriptions from up to
+``plan.llm_concurrency`` threads at once, and on one GPU those calls would otherwise queue
+for the model one prompt at a time, leaving it mostly idle. Each ``generate`` queues its
+request (prompt and generation settings); whichever thread gets the model next (the leader,
+no timers) takes up to ``batch_size`` waiting requests with the *same* settings, its own
+first, tokenizes them together with left padding (the attention mask hides the pads), runs
+one ``model.generate``, decodes each row's new tokens and hands every request its answer, or
+the batch's exception; a thread whose request another leader answered just returns. Greedy
+decoding gives each prompt the continuation it gets alone (float rounding in another batch
+shape aside). Sampling requests (``temperature > 0``) always run alone, right after
+``torch.manual_seed(seed)``, so each answer is reproducible from the seed whatever else was
+in flight.
+
 ``transformers`` is an optional extra (``atlantis-augment[hf]``).
 """
 
@@ -24,6 +37,7 @@ from __future__ import annotations
 import importlib
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +46,23 @@ from atlantis.llm.base import LLM
 
 _OPTIONS = (
     "model, local_files_only, torch_dtype, device, max_new_tokens, temperature, "
-    "revision, seed, trust_remote_code, max_repairs"
+    "revision, seed, trust_remote_code, max_repairs, batch_size"
 )
+
+
+@dataclass
+class _Request:
+    """One ``generate`` call waiting for the model: its prompt, settings and outcome."""
+
+    prompt: str
+    gen: dict[str, Any]
+    sampling: bool
+    done: bool = False
+    answer: str = ""
+    error: BaseException | None = None
+
+    def batches_with(self, other: _Request) -> bool:
+        return not self.sampling and not other.sampling and self.gen == other.gen
 
 
 class TransformersChat(LLM):
@@ -52,6 +81,7 @@ class TransformersChat(LLM):
         seed: int = 0,
         trust_remote_code: bool = False,
         max_repairs: int = 2,
+        batch_size: int = 8,
         **unknown: Any,
     ) -> None:
         super().__init__(max_repairs=max_repairs)
@@ -65,6 +95,11 @@ class TransformersChat(LLM):
                 "the transformers LLM backend needs model=<hub id or local folder>, "
                 "e.g. model=Qwen/Qwen2.5-1.5B-Instruct"
             )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(
+                f"batch_size must be an integer >= 1 (prompts per model.generate; 1: no "
+                f"batching), got {batch_size!r}"
+            )
         self.model_name = model
         self.local_files_only = local_files_only
         self.torch_dtype = torch_dtype
@@ -75,9 +110,14 @@ class TransformersChat(LLM):
         self.revision = revision
         self.seed = seed
         self.trust_remote_code = trust_remote_code
+        self.batch_size = batch_size
         self._model: Any = None
         self._tokenizer: Any = None
-        self._lock = threading.Lock()  # one load, and one generate at a time on a shared model
+        self._lock = threading.Lock()  # one load
+        # The queue of requests and who runs the model: one model.generate at a time.
+        self._cond = threading.Condition()
+        self._pending: list[_Request] = []
+        self._busy = False
 
     @property
     def is_local(self) -> bool:
@@ -94,6 +134,8 @@ class TransformersChat(LLM):
         else:
             weights = f"{self.model_name}@{self.revision or 'main'}"
         sampling = f" seed={self.seed}" if self.temperature > 0 else ""
+        # batch_size is left out: greedy rows get the continuation they get alone, and
+        # sampling never batches, so it changes speed, not answers (like device here).
         return (
             f"transformers:{weights} dtype={self.torch_dtype or 'default'} "
             f"max_new_tokens={self.max_new_tokens} temperature={self.temperature}{sampling}"
@@ -136,16 +178,17 @@ class TransformersChat(LLM):
                 f"{self.model_name!r} has no chat template; use an instruction-tuned (chat) "
                 "model, whose tokenizer says how to lay out system/user/assistant turns"
             )
+        # Batches pad on the left, so every row's new tokens start at the same column; a
+        # single prompt is never padded, so neither setting changes its tokens.
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
         self._tokenizer = tokenizer
         self._model = model.eval()
 
     def generate(self, messages, schema, options) -> str:
-        import torch
-
         self.load()
-        tok, model = self._tokenizer, self._model
-        prompt = self.render(messages)
-        inputs = tok(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+        tok = self._tokenizer
         temperature = float(options.get("temperature", self.temperature))
         gen: dict[str, Any] = {
             # Tasks are backend-neutral and say "max_tokens" (the OpenAI name); both work.
@@ -158,13 +201,59 @@ class TransformersChat(LLM):
             gen.update(do_sample=True, temperature=temperature)
         else:  # greedy; clear the checkpoint's sampling defaults so they do not warn or apply
             gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        with self._lock, torch.inference_mode():
-            if temperature > 0:
+        request = _Request(self.render(messages), gen, sampling=temperature > 0)
+        with self._cond:
+            self._pending.append(request)
+            while self._busy and not request.done:
+                self._cond.wait()
+            if not request.done:  # the model is free: lead a batch
+                self._busy = True
+                batch = self._take_batch(request)
+        if not request.done:
+            try:
+                answers = self._run(batch)
+            except BaseException as exc:  # every caller of the batch gets it
+                for r in batch:
+                    r.error = exc
+            else:
+                for r, answer in zip(batch, answers, strict=True):
+                    r.answer = answer
+            with self._cond:
+                for r in batch:
+                    r.done = True
+                self._busy = False
+                self._cond.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.answer
+
+    def _take_batch(self, leader: _Request) -> list[_Request]:
+        """The leader and up to ``batch_size - 1`` waiting requests it can share a generate
+        with, oldest first, taken off the queue (called holding ``_cond``)."""
+        batch = [leader]
+        if self._tokenizer.pad_token is not None:  # no pad token: nothing to pad with
+            for r in self._pending:
+                if len(batch) >= self.batch_size:
+                    break
+                if r is not leader and leader.batches_with(r):
+                    batch.append(r)
+        self._pending = [r for r in self._pending if all(r is not b for b in batch)]
+        return batch
+
+    def _run(self, batch: list[_Request]) -> list[str]:
+        """One ``model.generate`` over the batch's prompts; each row's new text."""
+        import torch
+
+        tok, model = self._tokenizer, self._model
+        inputs = tok([r.prompt for r in batch], return_tensors="pt", padding=True,
+                     add_special_tokens=False).to(model.device)  # fmt: skip
+        with torch.inference_mode():
+            if batch[0].sampling:  # always a batch of one (see _Request.batches_with)
                 torch.manual_seed(self.seed)
-            out = model.generate(**inputs, **gen)
-        new_tokens = out[0, inputs["input_ids"].shape[1] :]
-        text = tok.decode(new_tokens, skip_special_tokens=True)
-        return re.sub(r"<think>.*?(</think>|$)", "", text, flags=re.S).strip()
+            out = model.generate(**inputs, **batch[0].gen)
+        start = inputs["input_ids"].shape[1]
+        texts = [tok.decode(row[start:], skip_special_tokens=True) for row in out]
+        return [re.sub(r"<think>.*?(</think>|$)", "", t, flags=re.S).strip() for t in texts]
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """The prompt text: the chat template with thinking off, the system turn folded into
