@@ -9,7 +9,7 @@ manifest, as the plan stage leaves them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from atlantis.generate.base import PlanItem as ItemFields
 from atlantis.generate.config import GenerateConfig
 from atlantis.plan.schema import PlanItem
 from atlantis.store.run import Run
-from tests.generate.tiny_sd import build_tiny_sd
+from tests.generate.tiny_sd import build_tiny_flux, build_tiny_sd, build_tiny_sd3, build_tiny_sdxl
 
 CLASSES = ["cat", "dog", "car"]
 DOMAINS = ["beach", "snow"]
@@ -47,6 +47,25 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("diffusers")
     return build_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "pipeline")
+
+
+@pytest.fixture(scope="session")
+def tiny_family(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``tiny_family("sdxl" | "flux" | "flux-dev" | "sd3")``: that architecture, tiny and
+    random, saved once per session and loaded back through the production loader."""
+    pytest.importorskip("diffusers")
+    builders: dict[str, Callable[[Path], Path]] = {
+        "sdxl": build_tiny_sdxl, "flux": build_tiny_flux, "sd3": build_tiny_sd3,
+        "flux-dev": lambda folder: build_tiny_flux(folder, guidance_embeds=True),
+    }  # fmt: skip
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = builders[name](tmp_path_factory.mktemp(f"tiny-{name}") / "pipeline")
+        return built[name]
+
+    return get
 
 
 def sd_config(folder: Path, **overrides: Any) -> GenerateConfig:
