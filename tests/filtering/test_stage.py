@@ -313,3 +313,17 @@ def test_sweep_with_both_rules(run: Run) -> None:
         k: i["verdicts"]["consistency"] for k, i in one.items()}  # fmt: skip
     assert {k for k, i in inf.items() if i["removed_by"]} == {
         k for k, i in inf.items() if i["verdicts"]["consistency"] == "inconsistent"}  # fmt: skip
+
+
+def test_the_normalisation_choice_is_recorded(run: Run) -> None:
+    folder = run.stage_dir("filter/naive")
+    for setting in ("auto", False, True):
+        cfg = FilterConfig(rule="both", delta=2.0, dedup_threshold=None, normalize=setting)
+        m = filter_arm(run, cfg, "naive", EMBED, progress=False)
+        # auto: EfficientNet's pooled features are a raw backbone's, not unit length.
+        expected = True if setting == "auto" else setting
+        stats = load_filter_stats(run, "naive")
+        assert stats["normalized"] is expected and stats["normalize_setting"] == setting
+        assert m.info["normalized"] is expected
+        records = load_kept(run, "naive") + read_records(folder / "removed.jsonl")
+        assert records and all(r.meta["filter"]["normalized"] is expected for r in records)

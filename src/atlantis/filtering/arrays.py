@@ -5,7 +5,9 @@ without a run folder. Every input is checked before any computation, with a mess
 says what was expected and how to fix it: a NaN row would otherwise sit silently at
 distance NaN (never kept, never reported), and mismatched lengths would pair images with
 the wrong labels. The geometry helpers (unit rows, chunked class means) are shared by ORDC
-and the class-consistency rule, so both measure in the same space.
+and the class-consistency rule, so both measure in the same space; so is the ``normalize``
+decision (:func:`resolve_normalize`: ``"auto"`` normalises unless the real vectors are unit
+length already).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHUNK_ROWS", "as_labels", "as_matrix", "check_delta", "class_indices", "class_means",
-           "l2_normalize", "py_value"]  # fmt: skip
+__all__ = ["CHUNK_ROWS", "UNIT_TOL", "as_labels", "as_matrix", "check_delta", "class_indices",
+           "class_means", "is_unit_length", "l2_normalize", "py_value", "resolve_normalize"]  # fmt: skip
 
 #: Rows per chunk of the float64 temporaries (ORDC distances, class sums): ~32 MB.
 CHUNK_ROWS = 1 << 15
+
+#: ``normalize="auto"``: rows whose norms are all within this of 1 count as unit length.
+UNIT_TOL = 1e-3
 
 _KINDS = {"b": "number", "i": "number", "u": "number", "f": "number", "U": "text", "O": "text"}
 
@@ -102,10 +107,12 @@ def class_indices(*label_sets: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]
 
 def real_and_synthetic(
     real_embeddings: Any, real_labels: Any, synthetic_embeddings: Any, synthetic_labels: Any,
-    normalize: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """``(real, syn, y_real, y_syn)`` checked (shapes, matching dims, label counts) and, with
-    ``normalize``, L2-normalised: the inputs of every filter rule, validated one way."""
+    normalize: bool | str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:  # fmt: skip
+    """``(real, syn, y_real, y_syn, normalized)`` checked (shapes, matching dims, label
+    counts) and, when ``normalize`` resolves to True (:func:`resolve_normalize`),
+    L2-normalised: the inputs of every filter rule, validated one way. ``normalized`` is
+    that resolved choice, for the rule's result to record."""
     real = as_matrix(real_embeddings, "real_embeddings")
     syn = as_matrix(synthetic_embeddings, "synthetic_embeddings", empty_dim=real.shape[1])
     if real.shape[1] != syn.shape[1]:
@@ -115,9 +122,40 @@ def real_and_synthetic(
         )
     y_real = as_labels(real_labels, len(real), "real_labels", "real_embeddings")
     y_syn = as_labels(synthetic_labels, len(syn), "synthetic_labels", "synthetic_embeddings")
-    if normalize:
+    normalized = resolve_normalize(normalize, real)
+    if normalized:
         real, syn = l2_normalize(real), l2_normalize(syn)
-    return real, syn, y_real, y_syn
+    return real, syn, y_real, y_syn, normalized
+
+
+def is_unit_length(x: np.ndarray, tol: float = UNIT_TOL) -> bool:
+    """Whether every row of ``x`` has an L2 norm within ``tol`` of 1 (an empty set: True).
+
+    This is what ``normalize="auto"`` asks of the real vectors. A trained metric head (the
+    paper's baseline model) ends in an L2 normalisation, so its vectors are unit length and
+    the filters measure them as they are, like the paper. A raw backbone's are not: there a
+    vector's length carries contrast, exposure or size rather than identity, and radii and
+    distances on the raw features mix that scale into what should be a cosine-style (angle)
+    filter. ``tol`` is loose next to float32 rounding (~1e-7) and tight next to any raw
+    backbone, whose norms spread over tens of percent.
+    """
+    if len(x) == 0:
+        return True
+    norms = np.linalg.norm(np.asarray(x, dtype=np.float64), axis=1)
+    return bool(np.all(np.abs(norms - 1.0) <= tol))
+
+
+def resolve_normalize(normalize: bool | str, real: np.ndarray) -> bool:
+    """The ``normalize`` setting as a decision: True / False as given; ``"auto"``: True
+    unless the real vectors are already unit length (:func:`is_unit_length`)."""
+    if isinstance(normalize, (bool, np.bool_)):
+        return bool(normalize)
+    if normalize == "auto":
+        return not is_unit_length(real)
+    raise ValueError(
+        f"normalize must be True, False or 'auto' (L2-normalise unless the real vectors are "
+        f"unit length already), got {normalize!r}"
+    )
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -31,8 +31,12 @@ class FilterConfig(BaseModel):
     ``embedder``: the embedding space of the rule. ``None`` uses the run's ``embed`` section
     (the offline backbone); the paper uses the real-data baseline model, which becomes an
     embedder spec (e.g. a checkpoint path) once training exists. ``embedder_options`` go to
-    its constructor when ``embedder`` is set. ``normalize`` L2-normalises embeddings first
-    (off: the paper's raw embeddings, already unit length for its model).
+    its constructor when ``embedder`` is set. ``normalize`` L2-normalises embeddings first:
+    ``"auto"`` (default) does so unless the real vectors are unit length already (the
+    paper's model ends in an L2-normalised head, and is then measured as is; a raw backbone's
+    feature length is not identity, so radii on it are wrong for a cosine-style filter);
+    ``true``/``false`` force it. The choice made is recorded as ``normalized`` in
+    ``stats.json``, each record's ``meta["filter"]`` and the stage manifest's info.
 
     ``dedup_threshold``: cosine similarity at or above which a kept synthetic image is a near
     duplicate (``None`` turns diversity control off). ``"auto"`` (default) derives it from
@@ -48,7 +52,9 @@ class FilterConfig(BaseModel):
     ``"radius"`` (the paper's delta rule above), ``"both"`` (kept only if both keep;
     ``"a+b"`` in general) or ``"none"``. The per-class radius table is computed in every
     case. The default was chosen by measurement on the demo's sourced images against the
-    pool's truth (docs/demo.md): of 160 targeted images (59 % the planned class) the radius
+    pool's truth (docs/demo.md; raw backbone vectors, before ``normalize`` defaulted to
+    ``"auto"``: the radius numbers predate it, the cosine consistency rule normalises its
+    scores either way): of 160 targeted images (59 % the planned class) the radius
     rule kept 149 at 59 % class fidelity (prior 4; 133 at 59 % with the paper's raw radius),
     the consistency rule kept 68 at 82 %; on the naive arm's 200 (50 %) radius kept 159 at
     53 %, consistency 56 at 82 %. The radius rule cannot tell a wrong class that sits near
@@ -76,7 +82,7 @@ class FilterConfig(BaseModel):
     delta: float | list[float] = 1.5
     embedder: str | None = None
     embedder_options: dict[str, Any] = Field(default_factory=dict)
-    normalize: bool = False
+    normalize: bool | Literal["auto"] = "auto"
     keep_new_classes: bool = True
     dedup_threshold: float | Literal["auto"] | None = "auto"
     dedup_against_real: bool = True
@@ -99,6 +105,21 @@ class FilterConfig(BaseModel):
         if isinstance(v, (int, float)) and not 0 < v <= 1:
             raise ValueError(f"dedup_threshold must be in (0, 1], 'auto' or null; got {v}")
         return v
+
+    @field_validator("normalize", mode="before")
+    @classmethod
+    def _check_normalize(cls, v: Any) -> bool | str:
+        # Strict: YAML 1/0, "yes" or a typo must not pass as a bool, as pydantic would let
+        # them; "true"/"false"/"auto" strings (any case) are fine.
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.strip().lower() in ("true", "false", "auto"):
+            word = v.strip().lower()
+            return word if word == "auto" else word == "true"
+        raise ValueError(
+            f"normalize must be true, false or auto (auto: L2-normalise unless the real "
+            f"vectors are unit length already), got {v!r}"
+        )
 
     @field_validator("rule")
     @classmethod

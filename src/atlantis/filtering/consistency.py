@@ -65,7 +65,8 @@ class ConsistencyResult:
     ``inf`` when no other class exists), ``best_other`` (index into ``classes`` of the
     strongest other class; -1 when there is none, or in knn mode when no other class got a
     vote), ``own_votes`` (knn only, else -1), ``class_index`` (-1 for a new class) and
-    ``new_class``. ``classes``: the real classes, sorted."""
+    ``new_class``. ``classes``: the real classes, sorted. ``normalized``: whether both sets
+    were L2-normalised first (``normalize`` resolved)."""
 
     keep: np.ndarray
     reason: np.ndarray
@@ -79,6 +80,7 @@ class ConsistencyResult:
     vote: str
     k: int
     min_margin: float
+    normalized: bool = False
 
     def best_other_class(self, i: int) -> Any:
         """The strongest other class of image ``i`` (a plain label), or None."""
@@ -102,7 +104,7 @@ def consistency(
     k: int = 10,
     min_margin: float = 0.0,
     keep_unknown_classes: bool = True,
-    normalize: bool = False,
+    normalize: bool | Literal["auto"] = False,
 ) -> ConsistencyResult:
     """Apply the class-consistency rule; every input is checked before any computation.
 
@@ -114,7 +116,9 @@ def consistency(
         k: neighbours in knn mode (capped at N).
         min_margin: own score - best other score must be at least this (units: see module doc).
         keep_unknown_classes: keep images whose class has no real image.
-        normalize: L2-normalise both sets first (the filter's ``normalize``).
+        normalize: L2-normalise both sets first (the filter's ``normalize``): True, False or
+            ``"auto"`` (unless the real vectors are unit length already); the choice made
+            is the result's ``normalized``.
     """
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
@@ -125,7 +129,7 @@ def consistency(
     min_margin = float(min_margin)
     if not np.isfinite(min_margin):
         raise ValueError(f"min_margin must be a finite number, got {min_margin!r}")
-    real, syn, y_real, y_syn = real_and_synthetic(
+    real, syn, y_real, y_syn, normalized = real_and_synthetic(
         real_embeddings, real_labels, synthetic_embeddings, synthetic_labels, normalize
     )
 
@@ -158,7 +162,7 @@ def consistency(
     return ConsistencyResult(
         keep=keep, reason=reason, margin=margin, best_other=best_other, own_votes=own_votes,
         class_index=class_index, new_class=~known, classes=classes, metric=metric, vote=vote,
-        k=k_used, min_margin=min_margin,
+        k=k_used, min_margin=min_margin, normalized=normalized,
     )  # fmt: skip
 
 

@@ -7,11 +7,15 @@ one knob (paper: 1 for CUB, 1.5 for Cars); ``delta = inf`` turns the rule off.
 
 Choices the paper leaves open, made explicit here:
 
-* **Raw embeddings by default.** The research code measures distances on the embedder's
+* **Unit vectors** (``normalize``). The research code measures distances on the embedder's
   output as is; its embedder (the baseline DML model) ends in an L2-normalised head, so its
-  vectors are unit length already. ``normalize=True`` L2-normalises both sets first, which is
-  what one wants with a backbone whose feature *length* carries contrast, not identity (the
-  DIG's outlier detector does so by default). It is off by default to follow the paper.
+  vectors are unit length already. A raw backbone's are not: their *length* carries
+  contrast, not identity, and radii on them are wrong for a cosine-style filter.
+  ``normalize="auto"`` (the filter stage's default) L2-normalises both sets unless the real
+  vectors are unit length already (``arrays.is_unit_length``), so it matches the paper on
+  its model and normalises a raw backbone; ``True``/``False`` force the choice. The function
+  default stays ``False`` (the paper's rule on the arrays as given), and the result records
+  the resolved choice (``normalized``).
 * **Classes without real images** (the "new classes" of the APS) have no centroid, so they
   cannot be filtered; the paper keeps them unfiltered (``keep_unknown_classes=True``), and
   they are flagged (reason ``new_class``). ``keep_unknown_classes`` is a separate choice from
@@ -46,7 +50,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -83,6 +87,7 @@ class OrdcResult:
     [C, D], ``radius`` (the one applied), ``raw_radius`` (the class's own mean distance,
     before shrinkage and fallback) and ``fallback`` (radius replaced, see module doc).
     ``pooled_radius``: ``r_pool`` (None when no class has a positive radius).
+    ``normalized``: whether both sets were L2-normalised (``normalize`` resolved).
     """
 
     keep: np.ndarray
@@ -131,7 +136,7 @@ def ordc_keep(
     delta: float,
     *,
     keep_unknown_classes: bool = True,
-    normalize: bool = False,
+    normalize: bool | Literal["auto"] = False,
     radius_prior: float = 0.0,
     radius_pool_min: int = POOL_MIN,
 ) -> np.ndarray:
@@ -149,7 +154,7 @@ def ordc(
     delta: float,
     *,
     keep_unknown_classes: bool = True,
-    normalize: bool = False,
+    normalize: bool | Literal["auto"] = False,
     radius_prior: float = 0.0,
     radius_pool_min: int = POOL_MIN,
 ) -> OrdcResult:
@@ -163,7 +168,9 @@ def ordc(
         synthetic_labels: S labels.
         delta: > 0; ``math.inf`` disables the rule.
         keep_unknown_classes: keep images whose class has no real image (the paper does).
-        normalize: L2-normalise both sets first (off: the paper's raw embeddings).
+        normalize: L2-normalise both sets first: True, False (the paper's raw embeddings)
+            or ``"auto"`` (unless the real vectors are unit length already); the choice
+            made is the result's ``normalized``.
         radius_prior: ``k0`` >= 0, the pooled radius's weight in images (0: the paper's
             raw radius; see the module doc).
         radius_pool_min: classes with at least this many real images make the pooled radius.
@@ -175,7 +182,7 @@ def ordc(
                          f"radius), got {radius_prior!r}")  # fmt: skip
     if int(radius_pool_min) != radius_pool_min or radius_pool_min < 1:
         raise ValueError(f"radius_pool_min must be an integer >= 1, got {radius_pool_min!r}")
-    real, syn, y_real, y_syn = real_and_synthetic(
+    real, syn, y_real, y_syn, normalized = real_and_synthetic(
         real_embeddings, real_labels, synthetic_embeddings, synthetic_labels, normalize
     )
 
@@ -217,7 +224,7 @@ def ordc(
         keep=keep, reason=reason, distance=distance, ratio=ratio, class_index=class_index,
         new_class=~known, classes=classes, n_real=n_real, centroids=centroids, radius=radius,
         class_fallback=class_fallback, fallback_radius=fallback, delta=delta,
-        normalized=normalize, raw_radius=raw_radius, pooled_radius=pooled, radius_prior=prior,
+        normalized=normalized, raw_radius=raw_radius, pooled_radius=pooled, radius_prior=prior,
     )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from atlantis.filtering.arrays import resolve_normalize
 from atlantis.filtering.consistency import consistency
 from atlantis.filtering.ordc import NEW_CLASS, OrdcResult, ordc
 
@@ -49,12 +50,18 @@ class RuleInputs:
     delta: float
 
     @cached_property
+    def normalize(self) -> bool:
+        """``filter.normalize`` resolved once (``"auto"`` looks at the real vectors), so every
+        rule and the reported geometry measure in the same space."""
+        return resolve_normalize(self.cfg.normalize, np.asarray(self.real_x))
+
+    @cached_property
     def geometry(self) -> OrdcResult:
         """ORDC at this delta: the class table (sizes, radii) the stage reports whatever the
         rule, and the ``radius`` rule's decision. Computed once per delta."""
         cfg = self.cfg
         return ordc(self.real_x, self.real_labels, self.syn_x, self.syn_labels, self.delta,
-                    keep_unknown_classes=cfg.keep_new_classes, normalize=cfg.normalize,
+                    keep_unknown_classes=cfg.keep_new_classes, normalize=self.normalize,
                     radius_prior=cfg.radius_prior, radius_pool_min=cfg.radius_pool_min)  # fmt: skip
 
 
@@ -120,7 +127,7 @@ def consistency_rule(inputs: RuleInputs) -> RuleVerdict:
                       metric=cfg.consistency_metric, vote=cfg.consistency_vote,
                       k=cfg.consistency_k, min_margin=cfg.consistency_margin,
                       keep_unknown_classes=cfg.keep_new_classes,
-                      normalize=cfg.normalize)  # fmt: skip
+                      normalize=inputs.normalize)  # fmt: skip
     details: dict[str, list[Any]] = {
         "best_other_class": [res.best_other_class(i) for i in range(len(res.keep))],
         "margin": [float(m) if np.isfinite(m) else None for m in res.margin],

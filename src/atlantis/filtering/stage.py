@@ -15,7 +15,9 @@ Reads ``RUN/generate/<arm>/records.jsonl`` (synthetic or retrieved records) and 
   ``distance`` and ``ratio`` (ORDC's, reported whatever the rule) are null for classes
   without real images; ``delta`` is a number, or ``"inf"`` (JSON has no infinity);
   ``radius_is_fallback`` marks a class whose radius was replaced (one real image, see
-  ``filtering.ordc``).
+  ``filtering.ordc``); ``normalized`` says whether the rules measured L2-normalised vectors
+  (``filter.normalize`` resolved: ``auto`` normalises unless the real vectors are unit
+  length already; also in ``stats.json`` and the manifest's info).
 * ``stats.json``: totals and per-class / per-domain kept fractions (the filtering feedback's
   input, see ``filtering.stats``) with removals by reason and by rule, the rule and its
   options, and each class's review grid ``grids/<class>.png``.
@@ -140,7 +142,8 @@ def filter_arm(
             _write_json(ctx.add_output(ctx.dir / "stats.json"), {"arm": arm, "sweep": sweep})
         ctx.counts.update(synthetic=len(synthetic), real=len(real))
         ctx.info.update(sweep=cfg.is_sweep, deltas=[delta_tag(d) for d in cfg.deltas],
-                        embedder_key=key, real_embeddings=real_source)  # fmt: skip
+                        embedder_key=key, real_embeddings=real_source,
+                        normalized=stats["normalized"])  # fmt: skip
     return run.require(name)
 
 
@@ -236,13 +239,15 @@ def _filter(
             "ratio": _num(res.ratio[i]),
             "class_radius": _class_radius(res, i),
             "radius_is_fallback": bool(res.fallback[i]),
+            "normalized": res.normalized,
             **extra.get(i, {}),
         }
         out = rec.model_copy(update={"meta": {**rec.meta, "filter": info}})
         (kept if keep[i] else removed).append(out)
     stats = filter_stats(synthetic, keep, reasons, res, removed_by=removed_by)
     stats.update(rule=cfg.rule, rules=list(decision.names), rule_options=_rule_options(cfg),
-                 pooled_radius=res.pooled_radius, normalized=cfg.normalize,
+                 pooled_radius=res.pooled_radius, normalized=res.normalized,
+                 normalize_setting=cfg.normalize,
                  dedup_threshold=threshold, dedup_threshold_setting=cfg.dedup_threshold,
                  keep_new_classes=cfg.keep_new_classes)  # fmt: skip
     return kept, removed, stats
