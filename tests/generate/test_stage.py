@@ -236,3 +236,27 @@ def test_a_full_disk_stops_cleanly_and_the_rerun_resumes(
     source = FakeSource()
     m = generate(run_with_plan, cfg, ARM, progress=False, source=source)
     assert source.made == 4 and m.counts["images"] == 6
+
+
+def test_pngs_are_encoded_off_the_render_loop_in_plan_order(
+    run_with_plan: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread encodes and writes while the next batch renders; order is kept."""
+    import threading
+
+    from atlantis.generate import outputs
+
+    threads: list[str] = []
+    real = outputs.encode_png
+
+    def spy(image: Image.Image, info: dict) -> bytes:
+        threads.append(threading.current_thread().name)
+        return real(image, info)
+
+    monkeypatch.setattr(outputs, "encode_png", spy)
+    generate(run_with_plan, CFG.model_copy(update={"batch_size": 2}), ARM, progress=False,
+             source=FakeSource())  # fmt: skip
+    assert len(threads) == 6 and all(t.startswith("atlantis-writer") for t in threads)
+    assert [r.meta["plan_id"] for r in records_of(run_with_plan)] == [
+        f"{ARM}-r0-{i:04d}" for i in range(6)
+    ]

@@ -55,14 +55,24 @@ def record_id(kind: Source, arm: str, plan_id: str) -> str:
 
 @dataclass
 class Outcome:
-    """One item's finished work, in a form that crosses process boundaries (Ray)."""
+    """One item's finished work. ``png`` is what crosses process boundaries (Ray); in this
+    process a made image may travel as ``image`` and be encoded where it is written (off the
+    render loop: ``encoded``)."""
 
     plan_id: str
     address: str
-    png: bytes | None  # the encoded image, or None on failure
+    png: bytes | None  # the encoded image, or None on failure (or while ``image`` holds it)
     info: dict[str, Any]  # provenance written into the PNG (or the failure's details)
     error: str | None = None
     seconds: float = 0.0  # this item's share of its batch's compute time
+    image: Image.Image | None = None  # the made image, not yet encoded
+
+    def encoded(self) -> Outcome:
+        """This outcome with its image as PNG bytes carrying its provenance."""
+        if self.image is None:
+            return self
+        png = encode_png(self.image, self.info)
+        return Outcome(self.plan_id, self.address, png, self.info, self.error, self.seconds)
 
 
 def provenance_info(address: str, model: str, item: PlanItem, result: SourceResult,
@@ -169,6 +179,7 @@ class OutputSink:
         self.compute_s = 0.0
 
     def accept(self, outcome: Outcome) -> None:
+        outcome = outcome.encoded()
         self.compute_s += outcome.seconds
         if outcome.png is None:
             line = {"plan_id": outcome.plan_id, "address": outcome.address,
