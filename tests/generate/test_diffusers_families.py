@@ -238,3 +238,17 @@ def test_call_options_reach_the_pipeline_or_fail_clearly(tiny_family: Family) ->
         source(tiny_family("flux"), call_options=[1])
     with pytest.raises(ConfigError, match="max_sequence_length must be >= 1"):
         source(tiny_family("flux"), max_sequence_length=0)
+
+
+def test_the_readme_preset_table_is_the_code() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z0-9-]+)` \|(.*)$", readme,
+                                                        re.M)}  # fmt: skip
+    for p in PRESETS:
+        cells = [c.strip() for c in rows[p.name].split("|")]
+        assert int(cells[1]) == p.steps and float(cells[2].split()[0]) == p.guidance, p.name
+        assert cells[3] == p.half, p.name
+        for key, value in p.call.items():
+            assert f"`{key}` {value}" in cells[4], p.name
