@@ -197,8 +197,9 @@ def test_ordc_against_the_real_test_centroids_by_hand() -> None:
     real = np.array([[0, 0], [2, 0], [10, 0], [10, 2]], np.float32)
     syn = np.array([[1, 0.5], [1, 1.6], [10, 2.5], [5, 5]], np.float32)
     records = [rec(0, "a"), rec(1, "a"), rec(2, "b"), rec(3, "z")]  # z: no real test image
-    kept, removed, stats, keep = xs.filter_testset(["a", "a", "b", "b"], real, records, syn, 1.5)
-    assert keep.tolist() == [True, False, True, False]
+    kept, removed, stats, keep = xs.filter_testset(["a", "a", "b", "b"], real, records, syn, 1.5,
+                                                   normalize=False)  # fmt: skip
+    assert keep.tolist() == [True, False, True, False] and stats["normalized"] is False
     assert [r.id for r in kept] == ["s0", "s2"] and [r.id for r in removed] == ["s1", "s3"]
     assert all(r.split == "test" for r in kept + removed)  # X_s is never training data
     f = {r.id: r.meta["filter"] for r in kept + removed}
@@ -211,6 +212,12 @@ def test_ordc_against_the_real_test_centroids_by_hand() -> None:
     assert stats["kept_classes"] == 2 and stats["totals"]["kept"] == 2
     assert {row["class"]: row["kept"] for row in stats["per_class"]} == {"a": 1, "b": 1, "z": 0}
     assert records[0].split == "train"  # the inputs are not modified
+    # By default raw (not unit-length) vectors are measured on the unit sphere instead.
+    *_, auto, _ = xs.filter_testset(["a", "a", "b", "b"], real, records, syn, 1.5)
+    assert auto["normalized"] is True
+    unit = real / np.linalg.norm(real, axis=1, keepdims=True).clip(1e-12)
+    *_, on_unit, _ = xs.filter_testset(["a", "b"], unit[[1, 2]], records[:1], unit[[1]], 1.5)
+    assert on_unit["normalized"] is False  # already unit length: left as it is
 
 
 # ------------------------------------------------------------------------------ the build

@@ -32,7 +32,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -65,7 +65,7 @@ _ARM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/delta-[A-Za-z0-9.]+)?")
 
 def build_synthetic_test(
     run: Run, embed_cfg: EmbedConfig, gen_cfg: GenerateConfig, *, per_class: int,
-    delta: float, seed: int = 0, progress: bool = True, normalize: bool = False,
+    delta: float, seed: int = 0, progress: bool = True, normalize: bool | Literal["auto"] = "auto",
     template: str = TEMPLATE, plain_template: str = PLAIN_TEMPLATE,
     source: ImageSource | None = None, force: bool = False,
 ) -> StageManifest:  # fmt: skip
@@ -122,12 +122,14 @@ def build_synthetic_test(
 
 def filter_testset(
     real_labels: Sequence[str], real_x: np.ndarray, synthetic: Sequence[ImageRecord],
-    syn_x: np.ndarray, delta: float, *, normalize: bool = False,
+    syn_x: np.ndarray, delta: float, *, normalize: bool | Literal["auto"] = "auto",
 ) -> tuple[list[ImageRecord], list[ImageRecord], dict[str, Any], np.ndarray]:  # fmt: skip
     """ORDC of X_s against the real test images: (kept, removed, stats, keep mask).
 
     Records come back with ``split="test"`` (X_s is never training data) and
-    ``meta["filter"]``. An image whose class has no real test image cannot be placed and is
+    ``meta["filter"]``. ``normalize="auto"`` measures on unit vectors unless the real ones
+    are unit length already, as the filter stage does: the test images are embedded by a
+    raw backbone, whose feature lengths would otherwise set the radii. An image whose class has no real test image cannot be placed and is
     removed (reason ``new_class``).
     """
     res = ordc(real_x, list(real_labels), syn_x, [r.label for r in synthetic], delta,
@@ -142,7 +144,7 @@ def filter_testset(
         out = rec.model_copy(update={"split": "test", "meta": {**rec.meta, "filter": info}})
         (kept if res.keep[i] else removed).append(out)
     stats = filter_stats(list(synthetic), res.keep, list(res.reason), res)
-    stats.update(normalized=normalize, kept_classes=len({r.label for r in kept}))
+    stats.update(normalized=bool(res.normalized), kept_classes=len({r.label for r in kept}))
     return kept, removed, stats, np.asarray(res.keep, dtype=bool)
 
 
