@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from atlantis import redact
 from atlantis.caption.config import CaptionConfig
@@ -30,6 +37,22 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class HfOptions(Section):
+    """Columns (and splits) of a ``--format hf`` dataset; None: found by name, if unambiguous.
+
+    The defaults look for ``image``, ``label``, ``caption`` and ``domain``, then for common
+    other names (``img``, ``image_path``, ``labels``, ``class``, ``fine_label``, ...); set a
+    column here when the data names it otherwise. ``split``: the named splits to read
+    (comma-separated, e.g. ``train,test``); None reads them all.
+    """
+
+    image_column: str | None = None
+    label_column: str | None = None
+    caption_column: str | None = None
+    domain_column: str | None = None
+    split: str | None = None
+
+
 class DataConfig(Section):
     """Where the images are and how they are split."""
 
@@ -41,6 +64,16 @@ class DataConfig(Section):
     skip_bad: bool = False
     verify_images: bool = True
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
+    hf: HfOptions = Field(default_factory=HfOptions)
+
+    @model_serializer(mode="wrap")
+    def _hf_only_when_used(self, handler: Any) -> Any:
+        # Unused default hf options stay out of the dump, so the config hash of runs made
+        # before ``hf`` existed is unchanged (their ingest stays up to date).
+        data = handler(self)
+        if isinstance(data, dict) and self.format.lower() != "hf" and self.hf == HfOptions():
+            data.pop("hf", None)
+        return data
 
 
 class EmbedConfig(Section):

@@ -56,7 +56,7 @@ CaptionerOpt = Annotated[str | None, typer.Option("--captioner", help="See `atla
 
 # a dataset on disk and the run folder it goes into (ingest, analyze)
 FormatOpt = Annotated[
-    str, typer.Option("--format", "-f", help="imagefolder, manifest, cub, cars196, sop")
+    str, typer.Option("--format", "-f", help="imagefolder, manifest, cub, cars196, sop, hf")
 ]
 RootOpt = Annotated[
     Path,

@@ -21,6 +21,7 @@ from pathlib import Path
 from atlantis.config import DataConfig
 from atlantis.data.dataset import Dataset
 from atlantis.data.readers import read_dataset
+from atlantis.data.readers.image_store import FOLDER_NAME as IMAGE_STORE
 from atlantis.data.records import ImageRecord, read_records, write_records
 from atlantis.data.scenarios import apply_scenario
 from atlantis.data.splits import assign_splits, split_summary
@@ -45,8 +46,9 @@ def ingest(run: Run, cfg: DataConfig, *, force: bool = False) -> StageManifest:
         if ctx.up_to_date:
             return ctx.previous  # type: ignore[return-value]
         with ctx.timer("read_s"):
+            options = cfg.hf if cfg.format.lower() == "hf" else None
             dataset = read_dataset(cfg.format, root, skip_bad=cfg.skip_bad,
-                                   verify_images=cfg.verify_images)  # fmt: skip
+                                   verify_images=cfg.verify_images, options=options)  # fmt: skip
         with ctx.timer("split_s"):
             records = assign_splits(
                 dataset, cfg.split, val_fraction=cfg.val_fraction, seed=cfg.seed
@@ -120,6 +122,8 @@ def _dataset_fingerprint(root: Path) -> str:
     h = hashlib.sha256()
     try:
         for p in sorted(folder.iterdir()):
+            if p.name == IMAGE_STORE:  # images the hf reader extracted: made, not read
+                continue
             st = p.stat() if p.exists() else p.lstat()  # a dangling link counts as itself
             h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     except OSError as e:  # no permission to list it, a broken link in it, ...

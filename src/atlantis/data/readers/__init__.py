@@ -14,7 +14,7 @@ from pathlib import Path
 from atlantis.data.dataset import READERS, Dataset, SkippedItem
 
 # Importing the format modules registers them in READERS.
-from atlantis.data.readers import cars196, cub, imagefolder, manifest, sop  # noqa: F401
+from atlantis.data.readers import cars196, cub, hf, imagefolder, manifest, sop  # noqa: F401
 from atlantis.errors import DataError
 
 __all__ = ["READERS", "read_dataset", "root_folder"]
@@ -35,11 +35,17 @@ ROOT_LAYOUTS: dict[str, tuple[str, frozenset[str] | None]] = {
         f"{', '.join(sop.SPLIT_FILES.values())} and the <class>_final/ image folders",
         frozenset({*sop.SPLIT_FILES.values(), "Ebay_info.txt"}),
     ),
+    "hf": ("a datasets save_to_disk folder, or Parquet files (*.parquet)", None),
 }
 
 
 def read_dataset(
-    format: str, root: Path | str, *, skip_bad: bool = False, verify_images: bool = True
+    format: str,
+    root: Path | str,
+    *,
+    skip_bad: bool = False,
+    verify_images: bool = True,
+    options: object = None,
 ) -> Dataset:
     """Read the dataset at ``root`` in layout ``format`` and validate it.
 
@@ -49,10 +55,14 @@ def read_dataset(
     ``Dataset.skipped`` and logged. ``verify_images=False`` skips decoding each image (faster
     re-reads). ``root`` may also name the format's own annotation file (``cars_annos.mat``,
     ``images.txt``, a manifest), as users often do: its folder is the root then. An unknown
-    ``format`` raises the registry's error, which lists the valid names.
+    ``format`` raises the registry's error, which lists the valid names. ``options``: the
+    format's own options (``data.hf`` for ``hf``), passed on only when given.
     """
     reader = READERS.get(format)
-    dataset = reader(root_folder(format, root), skip_bad=skip_bad, verify_images=verify_images)
+    extra = {} if options is None else {"options": options}
+    dataset = reader(
+        root_folder(format, root), skip_bad=skip_bad, verify_images=verify_images, **extra
+    )
     if skip_bad:
         _drop_empty_classes(dataset)
         _log_skipped(dataset)
