@@ -6,7 +6,8 @@ Specs:
 * ``timm:<timm model name>``, e.g. ``timm:vit_small_patch16_224.dino``;
 * ``open_clip:<arch>/<pretrained tag or path>``, e.g. ``open_clip:ViT-B-32/laion2b_s34b_b79k``;
 * ``transformers:<hub id or local folder>``, e.g. ``transformers:facebook/dinov2-small``;
-* ``checkpoint:<best.pt, or a train stage folder>``: a model ``atlantis train`` made.
+* ``checkpoint:<best.pt, or a train stage folder>``: a model ``atlantis train`` made;
+* ``model:<folder>``: a model folder ``atlantis export`` wrote (``atlantis-model.json``).
 
 The factories below import their backend module only when called, so listing embedders
 (``atlantis embedders``, ``--help``) imports neither torch nor any model library.
@@ -24,7 +25,7 @@ EMBEDDERS = Registry[Embedder]("embedder")
 DEFAULT_EMBEDDER = "efficientnet-lite0"
 
 #: Registered names used as ``<backend>:<model>`` (the others are complete names).
-BACKENDS_WITH_MODEL = frozenset({"timm", "open_clip", "transformers", "checkpoint"})
+BACKENDS_WITH_MODEL = frozenset({"timm", "open_clip", "transformers", "checkpoint", "model"})
 
 
 def _efficientnet(variant: str) -> None:
@@ -78,6 +79,13 @@ def _checkpoint(model: str, **options: Any) -> Embedder:
     from atlantis.embed.checkpoint_backend import CheckpointEmbedder
 
     return CheckpointEmbedder(model, **options)
+
+
+@EMBEDDERS.register("model", help="model:<folder>: a model exported by atlantis export")
+def _exported(model: str, **options: Any) -> Embedder:
+    from atlantis.embed.exported_backend import ExportedEmbedder
+
+    return ExportedEmbedder(model, **options)
 
 
 def create_embedder(spec: str, **options: Any) -> Embedder:
