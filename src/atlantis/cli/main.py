@@ -291,11 +291,14 @@ from atlantis.cli import (  # noqa: E402, F401
     attack_cmd,
     caption_cmd,
     estimate_cmd,
+    export_cmd,
     filter_cmd,
     generate_cmd,
     insight_cmd,
     plan_cmd,
     run_cmd,
+    search_cmd,
+    serve_cmd,
     train_cmd,
 )
 
