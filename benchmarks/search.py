@@ -1,6 +1,7 @@
 """Benchmark the search index at 100k x 128: build time, query latency, recall@10.
 
 Run:  .venv/bin/python benchmarks/search.py [--n 100000] [--dim 128] [--queries 200]
+                                           [--page-images 300] [--page-size 224]
 
 Data: synthetic, seeded, clustered (1,000 unit class centres plus Gaussian noise, rows
 normalised): the shape of a retrieval embedding set. For the Poincaré rows the same
@@ -12,6 +13,13 @@ index against exact search on 1,000 sampled gallery vectors (what the build stor
 latency is ``SearchIndex.search_vectors`` (what ``atlantis search`` and the web page call,
 including the Hit objects): single queries one at a time (p50 / p95 over ``--queries``
 queries not in the gallery) and one batch of 1,000 queries (throughput).
+
+The page (``--page-images``, 0 skips it): a gallery of JPEG files indexed with the offline
+EfficientNet-Lite0 at ``--page-size`` px (a real CNN forward pass per query, as a trained
+model's), then ``POST /api/search`` of the ``atlantis serve`` app (in-process ASGI client:
+upload, multipart parsing, decoding, embedding, search, JSON) timed per query, next to the
+same embedding + search called directly: the page's own overhead. Target: under a second
+per query including the embedding.
 """
 
 from __future__ import annotations
@@ -88,6 +96,11 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=200, help="single queries timed")
     p.add_argument("--batch", type=int, default=1000, help="queries in the batch")
     p.add_argument("--threads", type=int, default=None, help="faiss/BLAS threads (default all)")
+    p.add_argument(
+        "--page-images", type=int, default=300, help="gallery of the page check (0: skip)"
+    )
+    p.add_argument("--page-size", type=int, default=224, help="image size of the page's model")
+    p.add_argument("--page-queries", type=int, default=20, help="queries timed on the page")
     args = p.parse_args()
     if args.threads:
         import faiss
@@ -120,6 +133,65 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"total {time.perf_counter() - total:.0f} s on {os.cpu_count()} CPUs "
           f"(load average at the end: {load:.2f})")  # fmt: skip
+    if args.page_images:
+        page_latency(args.page_images, args.page_size, args.page_queries)
+
+
+def page_latency(images: int, size: int, queries: int) -> None:
+    """Time the search page end to end against calling the model and the index directly."""
+    import io
+    import tempfile
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from atlantis.search.app import SearchService, create_app
+    from atlantis.search.index import build_index, gallery_from_folder
+
+    rng = np.random.default_rng(0)
+
+    def picture() -> Image.Image:
+        blocks = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        return Image.fromarray(np.kron(blocks, np.ones((64, 64, 1), np.uint8)))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "gallery"
+        for i in range(images):
+            (root / f"class{i % 10}").mkdir(parents=True, exist_ok=True)
+            picture().save(root / f"class{i % 10}" / f"{i}.jpg", quality=90)
+        items, _ = gallery_from_folder(root)
+        start = time.perf_counter()
+        index = build_index("efficientnet-lite0", items, Path(tmp) / "index", progress=False,
+                            embedder_options={"image_size": size})  # fmt: skip
+        build_s = time.perf_counter() - start
+        service = SearchService(index, k=10)
+        client = TestClient(create_app(service))
+        uploads = []
+        for _ in range(queries + 1):
+            buf = io.BytesIO()
+            picture().save(buf, format="JPEG", quality=90)
+            uploads.append(buf.getvalue())
+        page, direct = [], []
+        for n, data in enumerate(uploads):
+            t0 = time.perf_counter()
+            r = client.post("/api/search", files={"image": ("q.jpg", data, "image/jpeg")})
+            t1 = time.perf_counter()
+            assert r.status_code == 200, r.text
+            with Image.open(io.BytesIO(data)) as im:
+                service.search(im.convert("RGB"))
+            t2 = time.perf_counter()
+            if n:  # the first query loads the model
+                page.append(1000 * (t1 - t0))
+                direct.append(1000 * (t2 - t1))
+    table = Table(title=f"search page: {images} JPEGs indexed with efficientnet-lite0 at {size} px "
+                        f"(built in {build_s:.1f} s), {queries} queries")  # fmt: skip
+    for col in ("path", "p50 ms", "p95 ms"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for name, ms in (("POST /api/search (page)", page), ("embed + search (direct)", direct)):
+        table.add_row(name, f"{np.percentile(ms, 50):.0f}", f"{np.percentile(ms, 95):.0f}")
+    Console(width=160).print(table)
+    overhead = np.percentile(page, 50) - np.percentile(direct, 50)
+    print(f"page overhead over the direct call: {overhead:+.0f} ms per query (p50)")
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ class PoincareExact(Searcher):
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = np.ascontiguousarray(queries, dtype=np.float32)
         q_sq = np.einsum("ij,ij->i", q, q)
-        q_weight = _ball_weight(q_sq, self.c, "queries")
+        _ball_weight(q_sq, self.c, "queries")  # refuses rows outside the ball
         rows = max(1, BLOCK_BYTES // (4 * max(len(self.vectors), 1)))
         out_idx, out_dist = [], []
         for s in range(0, len(q), rows):
@@ -112,11 +112,29 @@ class PoincareExact(Searcher):
             key += self.sq_norm
             key += q_sq[s : s + rows, None]
             key *= self.weight
-            idx, vals = _smallest(key, k)
-            out_idx.append(idx)
-            arg = 1.0 + 2.0 * self.c * np.maximum(vals, 0.0) * q_weight[s : s + rows, None]
-            out_dist.append((np.arccosh(arg) / math.sqrt(self.c)).astype(np.float32))
+            idx, _ = _smallest(key, k)
+            # The GEMM key ranks well but cancels to ~1e-6 for near points, which arccosh
+            # turns into ~1e-3: the k found are re-measured from their differences.
+            dist = ball_distance(q[s : s + rows], self.vectors[idx], self.c)
+            order = np.argsort(dist, axis=1, kind="stable")
+            out_idx.append(np.take_along_axis(idx, order, axis=1))
+            out_dist.append(np.take_along_axis(dist, order, axis=1).astype(np.float32))
         return np.concatenate(out_idx).astype(np.int64), np.concatenate(out_dist)
+
+
+def ball_distance(q: np.ndarray, g: np.ndarray, c: float) -> np.ndarray:
+    """Poincaré distance of each query ``q[i]`` to its rows ``g[i, j]`` ([nq, d], [nq, m, d]).
+
+    From the differences in float64, and ``arccosh(1 + x)`` as ``log1p(x + sqrt(x (x + 2)))``,
+    so an image's own copy measures ~0 instead of arccosh's float32 floor (~1e-3).
+    """
+    q64, g64 = q.astype(np.float64), g.astype(np.float64)
+    diff = g64 - q64[:, None, :]
+    sq = np.einsum("ijk,ijk->ij", diff, diff)
+    wq = 1.0 / (1.0 - c * np.einsum("ij,ij->i", q64, q64))
+    wg = 1.0 / (1.0 - c * np.einsum("ijk,ijk->ij", g64, g64))
+    x = 2.0 * c * sq * wq[:, None] * wg
+    return np.log1p(x + np.sqrt(x * (x + 2.0))) / math.sqrt(c)
 
 
 def _ball_weight(sq_norm: np.ndarray, c: float, name: str) -> np.ndarray:
@@ -160,11 +178,8 @@ class PoincareRerank(Searcher):
         m = min(len(self.vectors), self.rerank * k)
         _, cand = self.candidates.candidates(q, m)
         safe = np.where(cand < 0, 0, cand)
-        diff = self.vectors[safe] - q[:, None, :]  # [nq, m, d]
-        sq = np.einsum("ijk,ijk->ij", diff, diff)
-        q_weight = _ball_weight(np.einsum("ij,ij->i", q, q), self.c, "queries")
-        arg = 1.0 + 2.0 * self.c * sq * self.weight[safe] * q_weight[:, None]
-        dist = np.where(cand < 0, np.inf, np.arccosh(np.maximum(arg, 1.0)) / math.sqrt(self.c))
+        _ball_weight(np.einsum("ij,ij->i", q, q), self.c, "queries")  # refuses rows outside
+        dist = np.where(cand < 0, np.inf, ball_distance(q, self.vectors[safe], self.c))
         order = np.argsort(dist, axis=1, kind="stable")[:, :k]
         idx = np.take_along_axis(cand, order, axis=1)
         return idx.astype(np.int64), np.take_along_axis(dist, order, axis=1).astype(np.float32)
