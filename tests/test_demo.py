@@ -2,6 +2,8 @@
 
 import json
 
+from PIL import Image
+
 from atlantis.data.emoji import fetch_emoji
 from atlantis.demo import DEMO_KEEP, n_cut_classes, run_demo
 from atlantis.report.schema import load_report_json
@@ -39,6 +41,18 @@ def test_demo_runs_the_whole_loop_on_real_emoji(tmp_path):
     assert data.adversarial is not None and data.adversarial.rows
     html = result.report_html.read_text()
     assert "<html" in html.lower() and "adversarial" in html.lower()
+    # it ends where a user starts: the targeted model exported, the test split indexed
+    from atlantis import load_model
+    from atlantis.demo import INDEX_DIR, MODEL_DIR
+    from atlantis.search.index import SearchIndex
+
+    model = load_model(run.root / MODEL_DIR)
+    assert model.config["provenance"]["arm"] == "targeted"
+    index = SearchIndex.load(run.root / INDEX_DIR)
+    assert index.meta.embedder_key == f"model v1 hash={model.model_hash}"
+    first = index.items[0]
+    (hits,) = index.search_images([Image.open(first.path)], k=3)
+    assert hits[0].id == first.id and hits[0].distance < 1e-4
     stamp = run.require("train/baseline").finished_at
     run_demo(tmp_path / "run", root=root, image_size=64, budget=12, seeds=1, progress=False)
     assert run.require("train/baseline").finished_at == stamp  # reused, not redone

@@ -127,7 +127,41 @@ def run_demo(out: Path, *, root: Path | None = None, image_size: int = 128,
         write_pool_truth(data_root, run.root / POOL_TRUTH)  # for the report's fidelity only
     result = run_loop(run, cfg, progress=progress, say=console.print)
     print_comparison(run, result)
+    search_handoff(run, progress=progress)
     return result
+
+
+#: Where the demo leaves its search-ready model and the test split's index, in the run.
+MODEL_DIR, INDEX_DIR = "model-targeted", "index-test"
+
+
+def search_handoff(run: Run, *, arm: str = "targeted", split: str = "test",
+                   progress: bool = True) -> tuple[Path, Path] | None:  # fmt: skip
+    """Export ``arm``'s trained model and index ``split`` with it: what a user searches with.
+
+    The demo trains models to search with, so it ends where a user starts: a model folder
+    (``atlantis export``) and an index of the test images (``atlantis index``), with the
+    commands to paste. Both are re-run safe: the export replaces the earlier one, the index
+    embeds only images it has not seen. Without a trained ``arm`` it says so and returns None.
+    """
+    from atlantis.export.exporter import export_run
+    from atlantis.search.index import build_index, gallery_from_run
+
+    trained = run.read_manifest(f"train/{arm}")
+    if trained is None or trained.status != "done":
+        console.print(f"no trained {arm} model in {run.root}: nothing to export or index")
+        return None
+    model = export_run(run.root, arm, run.root / MODEL_DIR, force=True).folder
+    gallery = gallery_from_run(run.root, split)
+    index = build_index(f"model:{model}", gallery, run.root / INDEX_DIR, progress=progress)
+    example = gallery[0].path if gallery else Path("QUERY.png")
+    console.print(f"\nthe {arm} model: {model}  (atlantis.load_model or -e model:{model})")
+    console.print(f"the {split} split indexed with it ({len(index.items)} images): {index.folder}")
+    console.print("search it:")
+    console.print(f"  atlantis search {index.folder} {example} --k 10 --html results.html",
+                  soft_wrap=True)  # fmt: skip
+    console.print(f"  atlantis serve {index.folder}", soft_wrap=True)
+    return model, index.folder
 
 
 def print_comparison(run: Run, result: LoopResult) -> None:
