@@ -131,3 +131,13 @@ def test_chromium_renders_a_results_page(served: str, index: SearchIndex, tmp_pa
         rgb = np.asarray(im.convert("RGB"), np.int16)
     saturated = (rgb.max(axis=2) - rgb.min(axis=2)) > 40
     assert saturated.mean() > 0.05
+
+
+def test_serve_refuses_a_folder_that_is_not_an_index(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from atlantis.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0
+    assert "nowhere" in result.output and "atlantis index" in result.output
