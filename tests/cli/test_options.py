@@ -24,6 +24,10 @@ DIFFERENT_MEANINGS = {
     "--root": "a dataset (ingest) vs where the emoji demo data lives (demo, fetch-emoji)",
     "--arm": "attack takes several arms (a list); the others one",
     "--out": "run's folder defaults to runs/<config name>; ingest/demo's is given",
+    "--format": "a dataset's layout (ingest) vs the model copies export adds (onnx, torchscript)",
+    "--force": "re-run a stage that is up to date vs replace an earlier export in --out",
+    "--k": "recall's list of cut-offs K vs how many neighbours a search returns",
+    "--seed": "ingest's split seed vs the training seed that picks a model (export, index)",
 }
 
 

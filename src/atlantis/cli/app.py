@@ -42,6 +42,15 @@ _ARM_HELP = (
 ArmOpt = Annotated[str, typer.Option("--arm", help=_ARM_HELP)]
 #: ``--arm`` where leaving it out means something else (the planner's arm, every arm...).
 MaybeArmOpt = Annotated[str | None, typer.Option("--arm", help=_ARM_HELP)]
+#: Which training of an arm picks the model (export, index): its seed.
+TrainSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed", help="The training with this seed (train/<arm> or train/<arm>/seed-<s>)."
+    ),
+]
+#: How many neighbours a search returns (search, serve); ``--k`` of recall is a list of K.
+NeighboursOpt = Annotated[int, typer.Option("--k", help="Neighbours per query.", min=1)]
 
 BackendOptionOpt = Annotated[
     list[str] | None,

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from atlantis.cli.app import ArmOpt, RunArg, app
+from atlantis.cli.app import ArmOpt, RunArg, TrainSeedOpt, app
 from atlantis.cli.common import console, friendly_errors
 
 
@@ -22,10 +22,7 @@ def export(
     run_dir: RunArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
     arm: ArmOpt = "baseline",
-    seed: Annotated[
-        int | None,
-        typer.Option(help="The training with this seed (train/<arm> or train/<arm>/seed-<s>)."),
-    ] = None,
+    seed: TrainSeedOpt = None,
     formats: Annotated[
         list[str] | None,
         typer.Option("--format", help="Also write a verified copy: onnx, torchscript (repeat)."),

@@ -16,7 +16,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from atlantis.cli.app import BatchSizeOpt, DeviceOpt, ImageSizeOpt, JsonOpt, MaybeArmOpt, app
+from atlantis.cli.app import (
+    BatchSizeOpt,
+    DeviceOpt,
+    ImageSizeOpt,
+    JsonOpt,
+    MaybeArmOpt,
+    NeighboursOpt,
+    TrainSeedOpt,
+    app,
+)
 from atlantis.cli.common import console, friendly_errors, is_tty
 from atlantis.errors import ConfigError
 from atlantis.store.atomic import atomic_write_text
@@ -44,7 +53,7 @@ def index_cmd(
     ] = None,
     split: Annotated[str, typer.Option("--split", help="Split of --run.")] = "test",
     arm: MaybeArmOpt = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="A repeated training's seed.")] = None,
+    seed: TrainSeedOpt = None,
     kind: Annotated[
         str, typer.Option("--kind", help="auto (exact below 50k images), flat, ivf or hnsw.")
     ] = "auto",
@@ -90,7 +99,7 @@ def index_cmd(
 def search_cmd(
     index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="Index folder.")],
     queries: Annotated[list[Path], typer.Argument(metavar="QUERY_IMAGE...", help="Images.")],
-    k: Annotated[int, typer.Option("--k", help="Neighbours per query.", min=1)] = 10,
+    k: NeighboursOpt = 10,
     as_json: JsonOpt = False,
     html_out: Annotated[
         Path | None, typer.Option("--html", help="Write a contact sheet (self-contained HTML).")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from atlantis.cli.app import DeviceOpt, app
+from atlantis.cli.app import DeviceOpt, NeighboursOpt, app
 from atlantis.cli.common import console, friendly_errors
 
 
@@ -19,7 +19,7 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    k: Annotated[int, typer.Option("--k", help="Neighbours shown per query.")] = 10,
+    k: NeighboursOpt = 10,
     max_upload_mb: Annotated[
         float, typer.Option(help="Largest image upload accepted, in MB.")
     ] = 10.0,
