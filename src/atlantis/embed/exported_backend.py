@@ -20,20 +20,20 @@ from PIL import Image
 
 from atlantis.embed.base import Embedder, torch_embed
 from atlantis.errors import ConfigError
-from atlantis.export.folder import read_config
+from atlantis.export.folder import ModelCard, read_config
 
 #: Bump when the feature extraction changes, so cached vectors are not reused.
 KEY_VERSION = 1
 
 
-class ExportedEmbedder(Embedder):
+class ExportedEmbedder(ModelCard, Embedder):
     """The embeddings of an exported model, with its own eval preprocessing."""
 
     def __init__(self, path: str | Path, *, image_size: int | None = None, **common: Any) -> None:
         super().__init__(**common)
         self.path = Path(path).expanduser().resolve()
         self.config = read_config(self.path)
-        exported = int(self.config["image_size"])
+        exported = self.image_size
         if image_size not in (None, exported):
             raise ConfigError(
                 f"{self.path} was trained at {exported} px; embed with it at that size "
@@ -44,21 +44,7 @@ class ExportedEmbedder(Embedder):
 
     @property
     def key(self) -> str:
-        return f"model v{KEY_VERSION} hash={self.config['model_hash']}"
-
-    @property
-    def dim(self) -> int:
-        return int(self.config["embedding_dim"])
-
-    @property
-    def distance(self) -> str:
-        """How to compare the vectors: ``poincare`` (ball head) or ``cosine`` (sphere head)."""
-        return str(self.config["distance"])
-
-    @property
-    def curvature(self) -> float:
-        """The ball's curvature for ``poincare`` (0.0 for ``cosine``, where it is unused)."""
-        return float(self.config["curvature"])
+        return f"model v{KEY_VERSION} hash={self.model_hash}"
 
     def _load(self) -> None:
         from atlantis.export.model import load_model

@@ -28,12 +28,42 @@ from pathlib import Path
 from typing import Any
 
 from atlantis.errors import ConfigError
-from atlantis.store.atomic import atomic_write_text, file_sha256
+from atlantis.store.atomic import atomic_write_text, file_sha256, fsync_dir
 
 FORMAT = "atlantis-model"
 VERSION = 1
 CONFIG_FILE = "atlantis-model.json"
 WEIGHTS_FILE = "model.safetensors"
+
+
+class ModelCard:
+    """Read-only views of ``atlantis-model.json`` (``self.config``) that every user of an
+    exported model asks for: the embedder before loading, the loaded model after."""
+
+    config: dict[str, Any]
+
+    @property
+    def distance(self) -> str:
+        """``cosine`` (sphere head) or ``poincare`` (ball head, with ``curvature``)."""
+        return str(self.config["distance"])
+
+    @property
+    def curvature(self) -> float:
+        """The ball's curvature ``c`` for ``poincare``; 0.0 for ``cosine``, where it is unused."""
+        return float(self.config["curvature"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.config["embedding_dim"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["image_size"])
+
+    @property
+    def model_hash(self) -> str:
+        """sha256 of ``model.safetensors``: the identity of these weights."""
+        return str(self.config["model_hash"])
 
 
 class ModelFolderError(ConfigError):
@@ -78,7 +108,7 @@ def staging(out: Path, force: bool) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     try:
         yield tmp
-        _fsync(tmp)
+        fsync_dir(tmp)
         _publish(tmp, out, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -94,18 +124,9 @@ def _publish(tmp: Path, out: Path, force: bool) -> None:
     elif out.is_dir():
         out.rmdir()
     os.replace(tmp, out)
-    _fsync(out.parent)
+    fsync_dir(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def save_weights(state_dict: dict[str, Any], path: Path) -> str:

@@ -19,41 +19,24 @@ from PIL import Image
 
 from atlantis.embed.base import resolve_device, torch_embed
 from atlantis.embed.preprocess import open_image_rgb
-from atlantis.export.folder import ModelFolderError, checked_weights, load_weights, read_config
+from atlantis.export.folder import (
+    ModelCard,
+    ModelFolderError,
+    checked_weights,
+    load_weights,
+    read_config,
+)
 from atlantis.train.model import EmbeddingModel, image_transforms, model_from_info
 
 
 @dataclass
-class ExportedModel:
+class ExportedModel(ModelCard):
     """An exported model: the ``EmbeddingModel`` (eval mode) and its ``atlantis-model.json``."""
 
     model: EmbeddingModel
     config: dict[str, Any]
     folder: Path
     device: str = "cpu"
-
-    @property
-    def distance(self) -> str:
-        """``cosine`` (sphere head) or ``poincare`` (ball head, with ``curvature``)."""
-        return str(self.config["distance"])
-
-    @property
-    def curvature(self) -> float:
-        """The ball's curvature ``c`` for ``poincare``; 0.0 for ``cosine``."""
-        return float(self.config["curvature"])
-
-    @property
-    def dim(self) -> int:
-        return int(self.config["embedding_dim"])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.config["image_size"])
-
-    @property
-    def model_hash(self) -> str:
-        """sha256 of ``model.safetensors``: the identity of these weights."""
-        return str(self.config["model_hash"])
 
     def embed(self, images: Sequence[Image.Image | str | Path], batch_size: int = 32) -> np.ndarray:
         """PIL images or image paths -> float32 ``[N, dim]``, rows in input order."""

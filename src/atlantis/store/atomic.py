@@ -33,7 +33,8 @@ def _current_umask() -> int:
 _FILE_MODE = 0o666 & ~_current_umask()
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new entry in ``folder`` durable (a no-op where it cannot be)."""
     # The rename itself lives in the directory entry; fsync the folder so it survives power loss.
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -58,7 +59,7 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[IO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
