@@ -26,6 +26,7 @@ from atlantis.generate.registry import create_source
 from atlantis.generate.stage import generate, load_generated
 from atlantis.store.run import Run
 from tests.generate.conftest import plan_rows, sd_config, write_plan
+from tests.generate.tiny_sd import sd_vae
 
 ARM = "targeted"
 Family = Callable[[str], Path]
@@ -165,13 +166,8 @@ def test_a_hub_model_without_fp16_files_falls_back_to_its_plain_files(
 
 
 def test_a_replacement_vae_is_loaded_and_changes_the_address(tmp_path: Path, tiny_sd: Path) -> None:
-    from diffusers import AutoencoderKL
-
     torch.manual_seed(7)
-    other = AutoencoderKL(
-        block_out_channels=[4, 8], latent_channels=4, norm_num_groups=2,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-    )  # fmt: skip
+    other = sd_vae()
     other.save_pretrained(tmp_path / "vae")
     plain, swapped = source(tiny_sd), source(tiny_sd, vae=str(tmp_path / "vae"))
     assert plain.address(item()) != swapped.address(item())

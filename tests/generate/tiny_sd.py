@@ -28,11 +28,20 @@ def write_char_tokenizer(folder: Path) -> Path:
     return folder
 
 
+def sd_vae() -> object:
+    """The tiny 2-block VAE of the SD and SDXL layouts (4 latent channels)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[4, 8], latent_channels=4, norm_num_groups=2,
+        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+    )  # fmt: skip
+
+
 def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     """Build the pipeline with seeded random weights and save it to ``folder``."""
     import torch
     from diffusers import (
-        AutoencoderKL,
         DDIMScheduler,
         StableDiffusionPipeline,
         UNet2DConditionModel,
@@ -50,10 +59,7 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=8,
         norm_num_groups=2,
     )  # fmt: skip
-    vae = AutoencoderKL(
-        block_out_channels=[4, 8], latent_channels=4, norm_num_groups=2,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-    )  # fmt: skip
+    vae = sd_vae()
     scheduler = DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
         set_alpha_to_one=False, steps_offset=1,
@@ -130,7 +136,6 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
     """SDXL's layout: a text-time conditioned UNet and its two CLIP text encoders."""
     import torch
     from diffusers import (
-        AutoencoderKL,
         EulerDiscreteScheduler,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
@@ -148,10 +153,7 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
         projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
         norm_num_groups=2,
     )  # fmt: skip
-    vae = AutoencoderKL(
-        block_out_channels=[4, 8], latent_channels=4, norm_num_groups=2,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-    )  # fmt: skip
+    vae = sd_vae()
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
         timestep_spacing="leading",
