@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from atlantis.config import DataConfig
 from atlantis.data.ingest import ingest, load_ingested
@@ -24,15 +22,7 @@ from atlantis.data.paths import image_paths
 from atlantis.export.exporter import export_run
 from atlantis.store.run import Run
 from atlantis.train.stage import train
-from tests.train.conftest import make_dataset, tiny_config
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.train.conftest import make_dataset, one_torch_thread, tiny_config  # noqa: F401
 
 
 def copy_stage(src: Run, src_name: str, dst: Run, dst_name: str, **config: object) -> None:
